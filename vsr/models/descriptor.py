@@ -1,0 +1,47 @@
+"""`ModelDescriptor`: what the pipeline needs to know about a model, travelling with it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+__all__ = ["LoadedModel", "ModelDescriptor", "Precision"]
+
+Precision = Literal["fp32", "fp16", "bf16"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelDescriptor:
+    """Facts about a super-resolution model that padding, batching, tiling and engines read.
+
+    The model maps ``N x in_channels x H x W`` RGB in [0, 1] (float) to
+    ``N x out_channels x scale*H x scale*W``; H and W must be multiples of ``size_multiple``
+    (the caller pads). ``receptive_radius`` is how many input pixels around a pixel influence
+    its output: the minimum tile overlap for seamless tiling.
+    """
+
+    architecture: str  # "compact", "rrdb", "bicubic", "lanczos", ...
+    name: str  # what the user named: a built-in name or the checkpoint's file name
+    scale: int
+    in_channels: int = 3
+    out_channels: int = 3
+    size_multiple: int = 1
+    precisions: frozenset[Precision] = frozenset({"fp32", "fp16", "bf16"})
+    temporal_window: int = 1
+    receptive_radius: int = 0
+    parameters: int = 0
+    hyperparameters: Mapping[str, int | float | str] = field(default_factory=dict)
+    sha256: str | None = None  # of the checkpoint file, when loaded from one
+
+    def summary(self) -> str:
+        hp = ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items())
+        return f"{self.name} ({self.architecture} x{self.scale}{', ' + hp if hp else ''})"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    module: nn.Module
+    descriptor: ModelDescriptor
