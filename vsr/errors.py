@@ -10,8 +10,8 @@
      └── Cancelled                           the user interrupted the run (Ctrl-C, SIGTERM)
 
 Every message says what was seen and what to do about it, on one line. The CLI prints
-``str(error)`` and exits with ``error.exit_code``; anything that is not a ``VsrError`` is a bug
-and keeps its traceback.
+``str(error)`` and exits with ``error.exit_code``. Anything that is not a ``VsrError`` is a bug in
+vsr: the CLI reports it in one line too, and shows its traceback with ``--debug``.
 """
 
 from __future__ import annotations

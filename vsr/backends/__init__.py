@@ -1,0 +1,19 @@
+"""Backends run a model on a device; chosen by name through a registry."""
+
+from vsr.backends.base import Backend, BackendOptions, available_backends, create_backend, register_backend
+from vsr.backends.device import cpu_has_fast_bf16, resolve_device, resolve_precision
+from vsr.backends.torch_backend import TorchBackend, create_torch_backend
+
+register_backend("torch", create_torch_backend)
+
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "TorchBackend",
+    "available_backends",
+    "cpu_has_fast_bf16",
+    "create_backend",
+    "register_backend",
+    "resolve_device",
+    "resolve_precision",
+]

@@ -9,7 +9,7 @@ import numpy as np
 
 from vsr.media.color import ColorDescription
 
-__all__ = ["Frame", "PIXEL_FORMATS", "PixelLayout", "pixel_layout"]
+__all__ = ["PIXEL_FORMATS", "Frame", "PixelLayout", "pixel_layout"]
 
 
 @dataclass(frozen=True, slots=True)
