@@ -58,5 +58,7 @@ def create_backend(name: str, model: LoadedModel, options: BackendOptions) -> Ba
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(available_backends())}") from None
+        raise ConfigError(
+            f"unknown backend {name!r}; choose one of: {', '.join(available_backends())}"
+        ) from None
     return factory(model, options)

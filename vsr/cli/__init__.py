@@ -1,0 +1,46 @@
+"""The `vsr` command line: a thin typer app, one module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vsr import __version__
+from vsr.cli.errors import set_debug
+from vsr.cli.probe import probe
+from vsr.cli.upscale import upscale
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="vsr",
+    help="Streaming video super-resolution: every frame, exact timestamps, audio untouched.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vsr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    set_debug(debug)
+
+
+app.command("upscale")(upscale)
+app.command("probe")(probe)
+
+
+def main() -> None:
+    app(prog_name="vsr")

@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,7 +75,11 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
                 f"checkpoint {name} is not a readable safetensors file ({exc}); re-download it"
             ) from exc
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files that then fail anyway; the error
+            # below says what matters, in one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if m := _UNSAFE_GLOBAL.search(str(exc)):
             raise ModelError(

@@ -1,0 +1,157 @@
+"""The command line: one-line errors with the right exit codes, probe, JSON, and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+from typer.testing import CliRunner
+
+from vsr.cli import app
+
+from clips import write_clip
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stderr
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame(format="fltp", layout="stereo", samples=1024)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.mp4", frames=6)
+
+
+def test_bad_inputs_give_one_line_and_exit_1(tmp_path: Path, clip: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    cases = {
+        str(tmp_path / "missing.mp4"): "input not found",
+        str(text): "notes.mp4",
+        str(_audio_only(tmp_path / "audio.m4a")): "no video stream",
+        str(truncated): "truncated",
+    }
+    for source, expected in cases.items():
+        code, err = _invoke("upscale", source, str(tmp_path / "out.mp4"), "-m", "lanczos", "-q")
+        line = _one_line_error(err)
+        assert code == 1, (source, err)
+        assert line.startswith("vsr: error: ") and expected in line, (source, line)
+        assert not (tmp_path / "out.mp4").exists()
+
+
+def test_bad_models_and_outputs_exit_1(tmp_path: Path, clip: Path) -> None:
+    code, err = _invoke("upscale", str(clip), str(tmp_path / "out.mp4"), "-m", "nosuchmodel")
+    assert code == 1 and "unknown model 'nosuchmodel'" in _one_line_error(err)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x04not a checkpoint")
+    code, err = _invoke("upscale", str(clip), str(tmp_path / "out.mp4"), "-m", str(junk))
+    assert code == 1 and "junk.pth" in _one_line_error(err)
+    code, err = _invoke(
+        "upscale", str(clip), str(tmp_path / "no" / "such" / "dir" / "out.mp4"), "-m", "lanczos"
+    )
+    assert code == 1 and "out.mp4" in _one_line_error(err)
+
+
+def test_usage_errors_exit_2(tmp_path: Path, clip: Path) -> None:
+    out = tmp_path / "out.mp4"
+    for args, expected in [
+        (["--size", "big"], "--size must look like 3840x2160"),
+        (["--scale", "3", "--size", "640x480"], "either --scale or --size"),
+        (["--batch", "0"], "--batch must be at least 1"),
+        (["--codec", "mpeg1video"], "mpeg1video"),
+    ]:
+        code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos", *args)
+        assert code == 2 and expected in _one_line_error(err), (args, err)
+    code, err = _invoke("upscale", str(clip), str(tmp_path / "out.avi"), "-m", "lanczos")
+    assert code == 2 and ".avi" in _one_line_error(err)
+    out.write_bytes(b"keep me")
+    code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos")
+    assert code == 2 and "--overwrite" in _one_line_error(err) and out.read_bytes() == b"keep me"
+    code, err = _invoke("upscale", str(clip), str(clip), "-m", "lanczos", "-y")
+    assert code == 2 and "is the input file" in _one_line_error(err)
+
+
+def test_upscale_writes_json_summary_and_probe_describes_the_plan(tmp_path: Path, clip: Path) -> None:
+    out, summary_path = tmp_path / "out.mkv", tmp_path / "summary.json"
+    result = runner.invoke(
+        app,
+        [
+            "upscale",
+            str(clip),
+            str(out),
+            "-m",
+            "bicubic",
+            "-s",
+            "2",
+            "--json",
+            str(summary_path),
+            "--preset",
+            "ultrafast",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(summary_path.read_text())
+    assert summary["frames_out"] == summary["frames_in"] == 6
+    assert summary["output_size"] == [320, 192] and summary["completed"] is True
+    assert set(summary["stages"]) == {"decode", "restore", "encode"}
+    assert summary["bottleneck"] in summary["stages"]
+    assert "bottleneck" in result.stderr and f"wrote {out}" in result.stderr
+
+    result = runner.invoke(app, ["probe", str(clip), "-m", "lanczos", "-s", "4"])
+    assert result.exit_code == 0, result.stderr
+    assert "160x96 -> model x4 -> 640x384" in result.stdout
+    assert "libx264" in result.stdout
+
+
+def test_sigterm_stops_cleanly_keeps_a_playable_partial_file_and_exits_130(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsr", "upscale", str(shared_data / "video" / "vtest.avi"), str(out),
+         "-m", "bicubic", "-s", "2", "--preset", "ultrafast"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    partial = out.with_name("out.partial.mp4")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 200_000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"kept in {partial}" in stderr
+    assert not out.exists()
+    with av.open(str(partial)) as c:
+        kept = [f.pts for f in c.decode(video=0)]
+    assert len(kept) > 0 and kept == sorted(kept)

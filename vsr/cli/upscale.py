@@ -1,0 +1,113 @@
+"""`vsr upscale INPUT OUTPUT`: the main job."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from vsr.cli.errors import reports_errors
+from vsr.cli.progress import ProgressPrinter, format_summary
+from vsr.pipeline.options import load_options
+from vsr.pipeline.runner import Pipeline
+
+__all__ = ["upscale"]
+
+Opt = typer.Option
+
+
+@reports_errors
+def upscale(
+    input: Annotated[str, typer.Argument(help="Input video file.", show_default=False)],
+    output: Annotated[str, typer.Argument(help="Output file: .mp4, .mkv, .mov or .ts.", show_default=False)],
+    model: Annotated[
+        str | None,
+        Opt(
+            "--model",
+            "-m",
+            help="Built-in name, bicubic, lanczos, or a checkpoint (.safetensors/.pth). [default: auto]",
+        ),
+    ] = None,
+    scale: Annotated[
+        int | None, Opt("--scale", "-s", help="Output scale (2, 4). [default: the model's]")
+    ] = None,
+    size: Annotated[
+        str | None, Opt("--size", help="Exact output size WxH (one side -1 keeps the aspect).")
+    ] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu, cuda or cuda:N. [default: auto]")] = None,
+    precision: Annotated[str | None, Opt(help="auto, fp32, fp16 or bf16. [default: auto]")] = None,
+    backend: Annotated[str | None, Opt(help="auto or torch. [default: auto]")] = None,
+    batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
+    tile: Annotated[int | None, Opt(help="Tile size in input pixels (0: whole frames). [default: 0]")] = None,
+    tile_overlap: Annotated[
+        int | None, Opt(help="Tile overlap. [default: the model's receptive radius]")
+    ] = None,
+    codec: Annotated[
+        str | None, Opt(help="libx264, libx265, libsvtav1, h264_nvenc, hevc_nvenc. [default: libx264]")
+    ] = None,
+    crf: Annotated[int | None, Opt(help="Encoder quality (lower is better).")] = None,
+    preset: Annotated[
+        str | None, Opt(help="Encoder preset (x264/x265 names, SVT-AV1 0-13, NVENC p1-p7).")
+    ] = None,
+    pix_fmt: Annotated[
+        str | None, Opt("--pix-fmt", help="Output pixel format. [default: the input's, if the encoder can]")
+    ] = None,
+    deinterlace: Annotated[str | None, Opt(help="auto (flagged frames), on or off. [default: auto]")] = None,
+    config: Annotated[
+        str | None, Opt(help="A TOML preset (see configs/); options given here override it.")
+    ] = None,
+    overwrite: Annotated[bool, Opt("--overwrite", "-y", help="Replace OUTPUT if it exists.")] = False,
+    json_path: Annotated[
+        str | None, Opt("--json", help="Write the run summary as JSON to this file ('-' for stdout).")
+    ] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Upscale a video: every frame, the same timestamps, audio and subtitles copied untouched."""
+    options = load_options(
+        config,
+        model=model,
+        scale=scale,
+        size=size,
+        device=device,
+        precision=precision,
+        backend=backend,
+        batch=batch,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        deinterlace=deinterlace,
+        overwrite=overwrite or None,
+    )
+    printer = None if quiet else ProgressPrinter()
+    pipeline = Pipeline(input, output, options, on_progress=printer)
+    if not quiet:
+        for line in pipeline.plan.describe():
+            typer.echo(line, err=True)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        pipeline.cancel()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = pipeline.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if printer is not None:
+            printer.finish()
+    if json_path is not None:
+        text = json.dumps(summary.to_dict(), indent=2)
+        if json_path == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            Path(json_path).write_text(text + "\n")
+    if not quiet:
+        typer.echo(format_summary(summary), err=True)

@@ -1,0 +1,166 @@
+"""From options and a probed input to the decisions a run makes: what `vsr probe` prints.
+
+Every choice the pipeline makes on the user's behalf (model, device, precision, output size, pixel
+format, colour tags) is made here, once, and each one that deviates from what was asked is
+written down as a note the CLI shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vsr.backends import resolve_device, resolve_precision
+from vsr.errors import ConfigError
+from vsr.media import (
+    VideoInfo,
+    VideoOutputSpec,
+    choose_output_pix_fmt,
+    container_for,
+    pixel_layout,
+    spec_for_input,
+)
+from vsr.media.containers import check_output_path
+from vsr.models import LoadedModel, load_model
+from vsr.models.descriptor import Precision
+from vsr.pipeline.options import UpscaleOptions
+from vsr.pipeline.restore import RestoreConfig
+
+__all__ = ["RunPlan", "check_paths", "make_plan", "resolve_model"]
+
+CLASSIC_MODELS = ("bicubic", "lanczos")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPlan:
+    model: LoadedModel
+    backend: str
+    device: torch.device
+    precision: Precision
+    batch: int
+    restore: RestoreConfig
+    output: VideoOutputSpec
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> list[str]:
+        r, d = self.restore, self.model.descriptor
+        (iw, ih), (ow, oh) = r.input_size, r.output_size
+        lines = [
+            f"model:     {d.summary()}",
+            f"backend:   {self.backend} on {self.device} ({self.precision}), batch {self.batch}"
+            + (f", tiles of {r.tile}px with {r.tile_overlap}px overlap" if r.tile else ""),
+            f"resize:    {iw}x{ih} -> model x{d.scale} -> {ow}x{oh}",
+            f"colour:    in {r.input_pix_fmt} {r.input_color.describe()}",
+            f"           out {r.output_pix_fmt} {r.output_color.describe()}",
+            f"encoder:   {self.output.codec} crf={self.output.crf or 'default'} preset={self.output.preset or 'default'}",
+        ]
+        lines += [f"note:      {n}" for n in self.notes]
+        return lines
+
+
+def resolve_model(name: str, scale: int | None) -> tuple[LoadedModel, list[str]]:
+    """Load the model the options name; `auto` is the best built-in for the scale."""
+    notes: list[str] = []
+    if name == "auto":
+        # No trained built-in weights ship yet: the classical Lanczos resizer is the model-free
+        # fallback until they do. Say so, so nobody mistakes it for super-resolution.
+        name = "lanczos"
+        notes.append("no trained built-in model ships yet: using lanczos; pass --model CHECKPOINT for SR")
+    if name in CLASSIC_MODELS:
+        return load_model(name, scale=scale or 2), notes
+    return load_model(name), notes
+
+
+def _output_size(
+    info: VideoInfo, model_scale: int, options: UpscaleOptions, chroma_w: int, chroma_h: int
+) -> tuple[tuple[int, int], list[str]]:
+    notes: list[str] = []
+    if options.size is not None:
+        width, height = options.size
+        if width == -1:
+            width = round(height * info.width / info.height)
+        if height == -1:
+            height = round(width * info.height / info.width)
+    else:
+        scale = options.scale or model_scale
+        width, height = info.width * scale, info.height * scale
+        if scale != model_scale:
+            notes.append(f"the model is x{model_scale}: its output is resized to x{scale}")
+    even_w, even_h = width - (width % 2 if chroma_w else 0), height - (height % 2 if chroma_h else 0)
+    if (even_w, even_h) != (width, height):
+        notes.append(f"{width}x{height} is odd for chroma-subsampled output: writing {even_w}x{even_h}")
+    return (even_w, even_h), notes
+
+
+def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | None = None) -> RunPlan:
+    notes: list[str] = list(info.notes)
+    if model is None:
+        model, model_notes = resolve_model(options.model, options.scale)
+        notes += model_notes
+    descriptor = model.descriptor
+    backend = "torch" if options.backend == "auto" else options.backend
+    if backend != "torch":
+        raise ConfigError(f"unknown backend {options.backend!r}: this build has auto and torch")
+    device = resolve_device(options.device)
+    precision = resolve_precision(options.precision, device, descriptor)
+
+    out_pix_fmt, _ = choose_output_pix_fmt(options.codec, info.pix_fmt, options.pix_fmt)
+    layout = pixel_layout(out_pix_fmt)
+    output_size, size_notes = _output_size(info, descriptor.scale, options, layout.chroma_w, layout.chroma_h)
+    output, pix_note = spec_for_input(
+        info,
+        width=output_size[0],
+        height=output_size[1],
+        codec=options.codec,
+        pix_fmt=options.pix_fmt,
+        crf=options.crf,
+        preset=options.preset,
+        threads=options.encoder_threads,
+    )
+    notes += [pix_note] if pix_note else []
+    notes += size_notes
+    input_color = info.color.resolved(info.height, full_range_format=pixel_layout(info.pix_fmt).full_range)
+    if input_color != info.color:
+        notes.append(f"input colour is not fully tagged: converting and tagging as {input_color.describe()}")
+    # RRDB's exact receptive field is hundreds of pixels; past ~32 pixels of context the influence
+    # on a pixel is below 8-bit quantisation for the SR nets vsr knows, so cap the default overlap.
+    overlap = (
+        options.tile_overlap if options.tile_overlap is not None else min(descriptor.receptive_radius, 32)
+    )
+    restore = RestoreConfig(
+        input_size=(info.width, info.height),
+        input_pix_fmt=info.pix_fmt,
+        input_color=input_color,
+        output_size=output_size,
+        output_pix_fmt=output.pix_fmt,
+        output_color=output.color,
+        tile=options.tile,
+        tile_overlap=overlap,
+    )
+    return RunPlan(
+        model=model,
+        backend=backend,
+        device=device,
+        precision=precision,
+        batch=options.batch,
+        restore=restore,
+        output=output,
+        notes=tuple(notes),
+    )
+
+
+def check_paths(input_path: str | Path, output_path: str | Path, *, overwrite: bool) -> None:
+    """Checks that need no decoding, made before anything is printed or opened.
+
+    The output's container must be one vsr writes, its folder writable, and it must be neither
+    the input nor (without ``overwrite``) an existing file.
+    """
+    src, dst = Path(input_path), Path(output_path)
+    container_for(dst)
+    if src.exists() and dst.exists() and src.resolve() == dst.resolve():
+        raise ConfigError(f"output {dst} is the input file; choose another output path")
+    if dst.exists() and not overwrite:
+        raise ConfigError(f"output {dst} exists; pass --overwrite to replace it")
+    check_output_path(dst, [src])

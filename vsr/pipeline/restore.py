@@ -1,0 +1,146 @@
+"""The Restore stage: decoded planes in, restored planes out, all the work on one device.
+
+Per batch: upload the planes as they were decoded -> YUV->RGB with the input's matrix and range ->
+SR model through the backend (padded to the model's size multiple, tiled if asked) -> exact final
+resize or crop to the output size -> RGB->YUV for the output pixel format -> download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from vsr.backends.base import Backend
+from vsr.errors import InputError
+from vsr.media.color import ColorDescription, ColorRange
+from vsr.media.frame import Frame, pixel_layout
+from vsr.models.descriptor import ModelDescriptor
+from vsr.ops.color import SampleFormat, planes_to_rgb, rgb_to_planes
+from vsr.ops.resize import resize
+from vsr.ops.tiling import pad_to_multiple, run_tiled
+from vsr.pipeline.stats import StageClock
+
+__all__ = ["RestoreConfig", "RestoreStage", "sample_format"]
+
+# formats whose significant bits sit at the top of 16-bit words
+_MSB_ALIGNED_BITS = {"p010le": 10}
+
+
+def sample_format(pix_fmt: str, color: ColorDescription) -> SampleFormat:
+    """The colour maths' view of a pixel format tagged with a resolved colour description."""
+    layout = pixel_layout(pix_fmt)
+    family = "bgr" if pix_fmt == "bgr24" else layout.family
+    return SampleFormat(
+        family=family,  # type: ignore[arg-type]
+        bits=_MSB_ALIGNED_BITS.get(pix_fmt, layout.bits),
+        chroma_w=layout.chroma_w,
+        chroma_h=layout.chroma_h,
+        matrix=int(color.matrix),
+        full_range=color.range == ColorRange.FULL,
+        msb_aligned=pix_fmt in _MSB_ALIGNED_BITS,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreConfig:
+    input_size: tuple[int, int]  # (width, height) of decoded frames
+    input_pix_fmt: str
+    input_color: ColorDescription  # resolved: the matrix and range the decoder's samples use
+    output_size: tuple[int, int]  # (width, height) the encoder gets
+    output_pix_fmt: str
+    output_color: ColorDescription  # resolved
+    tile: int = 0
+    tile_overlap: int = 0
+
+
+class RestoreStage:
+    """Turns a batch of decoded `Frame`s into restored `Frame`s. Owned by one thread."""
+
+    def __init__(self, backend: Backend, descriptor: ModelDescriptor, config: RestoreConfig) -> None:
+        self.backend = backend
+        self.descriptor = descriptor
+        self.config = config
+        self.device = backend.device
+        self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
+        self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
+        self.clocks = {name: StageClock(name) for name in ("upload", "model", "download")}
+
+    def model_output_size(self) -> tuple[int, int]:
+        width, height = self.config.input_size
+        return width * self.descriptor.scale, height * self.descriptor.scale
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
+        if not frames:
+            return []
+        for frame in frames:
+            if (
+                frame.width,
+                frame.height,
+            ) != self.config.input_size or frame.pix_fmt != self.config.input_pix_fmt:
+                raise InputError(
+                    f"frame {frame.index} changed to {frame.width}x{frame.height} {frame.pix_fmt} mid-stream "
+                    f"(the stream started as {self.config.input_size[0]}x{self.config.input_size[1]} "
+                    f"{self.config.input_pix_fmt}); split the input at that point"
+                )
+        with torch.inference_mode():
+            return self._restore(frames)
+
+    def _restore(self, frames: Sequence[Frame]) -> list[Frame]:
+        n = len(frames)
+        with self.clocks["upload"].busy(n):
+            rgb = self.to_rgb(frames)
+        with self.clocks["model"].busy(n):
+            restored = self.restore_rgb(rgb)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # so the clocks split device time honestly
+        with self.clocks["download"].busy(n):
+            return self.to_frames(frames, restored)
+
+    def to_rgb(self, frames: Sequence[Frame]) -> torch.Tensor:
+        planes = []
+        for i in range(len(frames[0].planes)):
+            batch = np.stack([f.planes[i] for f in frames])
+            planes.append(torch.from_numpy(batch).to(self.device, non_blocking=True))
+        return planes_to_rgb(tuple(planes), self._in_fmt)
+
+    def restore_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB (N, 3, H, W) -> restored RGB at the output size, clamped to [0, 1]."""
+        d = self.descriptor
+        if self.config.tile > 0:
+            out = run_tiled(
+                self.backend.run,
+                rgb,
+                scale=d.scale,
+                tile=self.config.tile,
+                overlap=self.config.tile_overlap,
+                multiple=d.size_multiple,
+            )
+        else:
+            padded, (h, w) = pad_to_multiple(rgb, d.size_multiple)
+            out = self.backend.run(padded)[..., : h * d.scale, : w * d.scale]
+        out_w, out_h = self.config.output_size
+        got_h, got_w = out.shape[-2:]
+        if (got_h, got_w) != (out_h, out_w):
+            if 0 <= got_h - out_h <= 1 and 0 <= got_w - out_w <= 1:
+                out = out[..., :out_h, :out_w]  # an odd size made even for 4:2:x: drop the last row/column
+            else:
+                out = resize(out, (out_h, out_w), kernel="lanczos")
+        return out.clamp_(0.0, 1.0)
+
+    def to_frames(self, frames: Sequence[Frame], rgb: torch.Tensor) -> list[Frame]:
+        planes = [p.cpu().numpy() for p in rgb_to_planes(rgb, self._out_fmt)]
+        out_w, out_h = self.config.output_size
+        return [
+            replace(
+                frame,
+                pix_fmt=self.config.output_pix_fmt,
+                width=out_w,
+                height=out_h,
+                planes=tuple(p[k] for p in planes),
+                color=self.config.output_color,
+            )
+            for k, frame in enumerate(frames)
+        ]

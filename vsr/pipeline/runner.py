@@ -1,0 +1,291 @@
+"""`Pipeline`: Source thread -> bounded queue -> Restore thread -> bounded queue -> Sink thread.
+
+Backpressure comes from the bounded queues, so memory stays flat however long the video is. Audio
+and subtitle packets go from the Source straight to the Sink on a queue of their own (unbounded,
+but the Source can only run ahead of the Sink by the few frames the video queues hold, so it only
+ever holds that much audio). Every blocking queue operation wakes up regularly to look at the stop
+event, so no stage can hang on a dead neighbour: the first failure anywhere sets it, every stage
+returns, the Sink keeps what was encoded under the temporary name, and `run` re-raises that first
+failure once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vsr.backends import BackendOptions, create_backend
+from vsr.errors import Cancelled, ConfigError, VsrError
+from vsr.media import FileSink, FileSource, Frame, incompatible_streams
+from vsr.models import LoadedModel
+from vsr.pipeline.options import UpscaleOptions
+from vsr.pipeline.plan import RunPlan, check_paths, make_plan
+from vsr.pipeline.restore import RestoreStage
+from vsr.pipeline.stats import RunSummary, StageClock
+
+__all__ = ["Pipeline", "Progress"]
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end of stream, travels through the frame queues
+_POLL_S = 0.1  # how often a blocked stage looks at the stop event
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames_done: int
+    frames_total: int | None  # None when the container does not say
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.frames_total or not self.frames_done:
+            return None
+        return max(0.0, (self.frames_total - self.frames_done) / self.fps)
+
+
+class Pipeline:
+    """One run of `vsr upscale` for a file. Construct (probes and plans), then `run()` once."""
+
+    def __init__(
+        self,
+        input_path: str | Path,
+        output_path: str | Path,
+        options: UpscaleOptions | None = None,
+        *,
+        model: LoadedModel | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.options = options or UpscaleOptions()
+        self.input_path, self.output_path = Path(input_path), Path(output_path)
+        check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
+        self.source = FileSource(self.input_path, deinterlace=self.options.deinterlace)
+        try:
+            self.plan: RunPlan = make_plan(self.source.info, self.options, model)
+            bad = incompatible_streams(self.output_path.suffix, self.source.passthrough)
+            if bad:
+                raise ConfigError(f"{self.output_path.suffix} cannot carry {'; '.join(bad)}")
+        except BaseException:
+            self.source.close()
+            raise
+        self._on_progress = on_progress
+        self._stop = threading.Event()
+        self._cancelled = False
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        depth = max(self.options.queue_size, 2 * self.plan.batch)
+        self._frames_q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._restored_q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._packets_q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.clocks = {name: StageClock(name) for name in ("decode", "restore", "encode")}
+        self.frames_in = 0
+        self.frames_out = 0
+        self.packets_out = 0
+        self._started = 0.0
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Ask every stage to stop (safe from a signal handler or another thread)."""
+        self._cancelled = True
+        self._stop.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = exc
+        self._stop.set()
+
+    def _put(self, q: queue.Queue[Any], item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> object | None:
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return None
+
+    def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # re-raised by run(); a thread must never die silently
+                self._fail(exc)
+
+        return run
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def _source_loop(self) -> None:
+        clock = self.clocks["decode"]
+        items = self.source.items()
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            item = next(items, _END)
+            if isinstance(item, Frame):
+                clock.add(time.perf_counter() - started, 1)
+                self.frames_in += 1
+                if not self._put(self._frames_q, item):
+                    return
+            elif item is _END:
+                clock.add(time.perf_counter() - started)
+                self._put(self._frames_q, _END)
+                return
+            else:
+                clock.add(time.perf_counter() - started)
+                self._packets_q.put(item)
+
+    def _restore_loop(self, stage: RestoreStage) -> None:
+        clock = self.clocks["restore"]
+        batch: list[Frame] = []
+        while True:
+            item = self._get(self._frames_q)
+            if item is None:
+                return
+            if isinstance(item, Frame):
+                batch.append(item)
+            if batch and (len(batch) == self.plan.batch or item is _END):
+                with clock.busy(len(batch)):
+                    restored = stage(batch)
+                batch = []
+                for frame in restored:
+                    if not self._put(self._restored_q, frame):
+                        return
+            if item is _END:
+                self._put(self._restored_q, _END)
+                return
+
+    def _sink_loop(self, sink: FileSink) -> None:
+        clock = self.clocks["encode"]
+        total = self.source.info.frame_count
+        while True:
+            item = self._get(self._restored_q)
+            if item is None:
+                return
+            with clock.busy(0 if item is _END else 1):
+                if isinstance(item, Frame):
+                    sink.write_frame(item)
+                    self.frames_out += 1
+                self._drain_packets(sink)
+            if item is _END:
+                return
+            if self._on_progress is not None:
+                self._on_progress(Progress(self.frames_out, total, time.perf_counter() - self._started))
+
+    def _drain_packets(self, sink: FileSink) -> None:
+        while True:
+            try:
+                packet = self._packets_q.get_nowait()
+            except queue.Empty:
+                return
+            sink.write_packet(packet)
+            self.packets_out += 1
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        plan = self.plan
+        try:
+            backend = create_backend(
+                plan.backend,
+                plan.model,
+                BackendOptions(device=plan.device, precision=plan.precision, channels_last=True),
+            )
+            stage = RestoreStage(backend, plan.model.descriptor, plan.restore)
+            sink = FileSink(self.output_path, plan.output, self.source.passthrough)
+        except BaseException:
+            self.source.close()
+            raise
+        self._started = time.perf_counter()
+        threads = [
+            threading.Thread(target=self._guarded(self._source_loop), name="vsr-source", daemon=True),
+            threading.Thread(
+                target=self._guarded(lambda: self._restore_loop(stage)), name="vsr-restore", daemon=True
+            ),
+            threading.Thread(
+                target=self._guarded(lambda: self._sink_loop(sink)), name="vsr-sink", daemon=True
+            ),
+        ]
+        for t in threads:
+            t.start()
+        self._join(threads)
+        wall = time.perf_counter() - self._started
+        completed = self._error is None and not self._cancelled
+        try:
+            output = sink.close() if completed else sink.abort()
+        except BaseException:
+            sink.abort()
+            raise
+        finally:
+            self.source.close()
+        if not completed:
+            raise self._final_error(output)
+        return self._summary(str(output), wall, stage, sink.notes)
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        # join with a timeout so that Ctrl-C reaches this (main) thread promptly
+        while any(t.is_alive() for t in threads):
+            try:
+                for t in threads:
+                    t.join(timeout=_POLL_S)
+            except KeyboardInterrupt:
+                self.cancel()
+
+    def _final_error(self, partial: Path | None) -> BaseException:
+        kept = (
+            f"; the {self.frames_out} frames encoded so far are kept in {partial}"
+            if partial is not None
+            else "; nothing was encoded"
+        )
+        if self._error is None:
+            return Cancelled(f"interrupted after {self.frames_out} frames{kept}")
+        if isinstance(self._error, VsrError):
+            err = type(self._error)(f"{self._error}{kept}")
+            err.__cause__ = self._error.__cause__ or self._error
+            return err
+        log.error("internal error after %d frames%s", self.frames_out, kept)
+        return self._error
+
+    def _summary(self, output: str, wall: float, stage: RestoreStage, sink_notes: list[str]) -> RunSummary:
+        plan, info = self.plan, self.source.info
+        stages = [c.stats(wall) for c in self.clocks.values()]
+        return RunSummary(
+            input=str(self.input_path),
+            output=output,
+            completed=True,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+            wall_s=round(wall, 3),
+            fps=round(self.frames_out / wall, 3) if wall > 0 else 0.0,
+            stages=stages,
+            restore_steps=[c.stats(wall) for c in stage.clocks.values()],
+            bottleneck=RunSummary.pick_bottleneck(stages),
+            model=plan.model.descriptor.summary(),
+            backend=plan.backend,
+            device=str(plan.device),
+            precision=plan.precision,
+            input_size=(info.width, info.height),
+            output_size=plan.restore.output_size,
+            encoder=plan.output.codec,
+            pix_fmt=plan.output.pix_fmt,
+            passthrough_packets=self.packets_out,
+            notes=list(plan.notes) + self.source.run_notes() + list(sink_notes),
+        )
