@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -231,3 +232,28 @@ def test_an_unknown_model_fails_before_any_output_exists(shared_data: Path, tmp_
     with pytest.raises(VsrError, match="unknown model 'nope'"):
         vsr.upscale(shared_data / "video" / "vfr_slow_motion.mp4", out, model="nope")
     assert list(tmp_path.iterdir()) == []
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc to read the memory in use")
+def test_memory_stays_flat_over_a_long_clip(shared_data: Path, tmp_path: Path) -> None:
+    samples: dict[int, float] = {}
+
+    def on_progress(p: Progress) -> None:
+        if p.frames_done in (100, 790):
+            samples[p.frames_done] = _rss_mb()
+
+    pipeline = Pipeline(
+        shared_data / "video" / "vtest.avi",
+        tmp_path / "out.mp4",
+        vsr.UpscaleOptions(model="bicubic", scale=2, **FAST),
+        on_progress=on_progress,
+    )
+    assert pipeline.run().frames_out == 795
+    # 690 more frames of 1536x1152 would be ~1.8 GB if anything kept them; the queues hold a few
+    assert samples[790] - samples[100] < 64, samples

@@ -124,11 +124,12 @@ class FileSink:
                 self._note(
                     f"{kind.ext} cannot store a rotation; the {spec.rotation:g} degree rotation is lost"
                 )
-        if kind.tick is not None and (spec.time_base / kind.tick).denominator != 1:
-            self._note(
-                f"{kind.ext} stores timestamps in units of {kind.tick}; timestamps in {spec.time_base} "
-                "are rounded to them (use .mp4 or .mov to keep them exact)"
-            )
+        # containers with a fixed clock (Matroska: ms) round timestamps that fall between ticks;
+        # write_frame counts the ones that do and close() says so
+        self._tick = (
+            kind.tick if kind.tick is not None and (spec.time_base / kind.tick).denominator != 1 else None
+        )
+        self._rounded = 0
         return stream
 
     def _add_passthrough(self, streams: Sequence[av.stream.Stream]) -> dict[int, av.stream.Stream]:
@@ -211,6 +212,8 @@ class FileSink:
             raise self._write_failed(error, f"encoding frame {frame.index}") from None
         self._last_pts = pts
         self.frames_written += 1
+        if self._tick is not None and (pts * spec.time_base / self._tick).denominator != 1:
+            self._rounded += 1
 
     def write_packet(self, packet: av.Packet) -> None:
         """Mux a packet demuxed from one of the passthrough streams, byte for byte."""
@@ -290,6 +293,11 @@ class FileSink:
         """Flush the encoder, finish the file and move it to the requested path; return that path."""
         self._check_open()
         self._closed = True
+        if self._rounded:
+            self._note(
+                f"{self._rounded} of {self.frames_written} timestamps fall between {self.path.suffix}'s "
+                f"{self._tick} s ticks and were rounded (use .mp4 or .mov to keep them exact)"
+            )
         try:
             self._container.mux(self._video.encode(None))
             self._container.close()
@@ -347,8 +355,9 @@ class FileSink:
             raise RuntimeError(f"FileSink for {self.path} is already closed")
 
     def _note(self, text: str) -> None:
+        # notes reach the user through the run summary; the log has them for library users
         self.notes.append(text)
-        log.warning("%s: %s", self.path.name, text)
+        log.info("%s: %s", self.path.name, text)
 
     def _close_quietly(self) -> None:
         try:

@@ -12,6 +12,7 @@ failure once.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -35,6 +36,21 @@ log = logging.getLogger(__name__)
 
 _END = object()  # end of stream, travels through the frame queues
 _POLL_S = 0.1  # how often a blocked stage looks at the stop event
+
+
+def _yield_cpu_to_the_model() -> None:
+    """Lower this thread's scheduling priority (Linux: per thread; inherited by threads it starts).
+
+    When the model runs on the CPU it shares the cores with the encoder. The model's parallel
+    regions split work evenly across its threads and wait for the slowest, so every time the
+    encoder preempts one of them the whole layer stalls. At a lower priority the encoder runs in
+    the gaps instead; if it falls behind, the bounded queue fills and backpressure gives it the
+    CPU. The A/B in docs/BENCHMARKS.md shows no difference beyond run-to-run noise on 2 cores.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        log.debug("could not lower the encoder thread's priority")
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,7 @@ class Pipeline:
         self.frames_out = 0
         self.packets_out = 0
         self._started = 0.0
+        self._sink: FileSink | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -173,7 +190,11 @@ class Pipeline:
                 self._put(self._restored_q, _END)
                 return
 
-    def _sink_loop(self, sink: FileSink) -> None:
+    def _sink_loop(self) -> None:
+        if self.plan.device.type == "cpu":
+            _yield_cpu_to_the_model()
+        # created here so that the encoder's own threads inherit this thread's priority
+        sink = self._sink = FileSink(self.output_path, self.plan.output, self.source.passthrough)
         clock = self.clocks["encode"]
         total = self.source.info.frame_count
         while True:
@@ -210,7 +231,6 @@ class Pipeline:
                 BackendOptions(device=plan.device, precision=plan.precision, channels_last=True),
             )
             stage = RestoreStage(backend, plan.model.descriptor, plan.restore)
-            sink = FileSink(self.output_path, plan.output, self.source.passthrough)
         except BaseException:
             self.source.close()
             raise
@@ -220,19 +240,21 @@ class Pipeline:
             threading.Thread(
                 target=self._guarded(lambda: self._restore_loop(stage)), name="vsr-restore", daemon=True
             ),
-            threading.Thread(
-                target=self._guarded(lambda: self._sink_loop(sink)), name="vsr-sink", daemon=True
-            ),
+            threading.Thread(target=self._guarded(self._sink_loop), name="vsr-sink", daemon=True),
         ]
         for t in threads:
             t.start()
         self._join(threads)
         wall = time.perf_counter() - self._started
         completed = self._error is None and not self._cancelled
+        sink = self._sink
         try:
-            output = sink.close() if completed else sink.abort()
+            if sink is None:  # the sink could not even be created: its error is the one to report
+                output = None
+            else:
+                output = sink.close() if completed else sink.abort()
         except BaseException:
-            sink.abort()
+            sink.abort()  # type: ignore[union-attr]
             raise
         finally:
             self.source.close()
