@@ -240,12 +240,14 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc to read the memory in use")
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="needs Linux /proc to read the memory in use"
+)
 def test_memory_stays_flat_over_a_long_clip(shared_data: Path, tmp_path: Path) -> None:
     samples: dict[int, float] = {}
 
     def on_progress(p: Progress) -> None:
-        if p.frames_done in (100, 790):
+        if p.frames_done in (300, 790):
             samples[p.frames_done] = _rss_mb()
 
     pipeline = Pipeline(
@@ -255,5 +257,7 @@ def test_memory_stays_flat_over_a_long_clip(shared_data: Path, tmp_path: Path) -
         on_progress=on_progress,
     )
     assert pipeline.run().frames_out == 795
-    # 690 more frames of 1536x1152 would be ~1.8 GB if anything kept them; the queues hold a few
-    assert samples[790] - samples[100] < 64, samples
+    # allocators and the encoder's lookahead settle during the first few hundred frames (measured:
+    # +63 MB from frame 100 to 400, +0.2 MB from 400 to 790); after that, 490 more frames of
+    # 1536x1152 would be ~1.3 GB if anything kept them, while the queues only ever hold a few
+    assert samples[790] - samples[300] < 32, samples

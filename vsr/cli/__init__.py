@@ -8,6 +8,7 @@ import typer
 
 from vsr import __version__
 from vsr.cli.errors import set_debug
+from vsr.cli.eval import eval_command
 from vsr.cli.probe import probe
 from vsr.cli.upscale import upscale
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: "[default: ...]" in option help is text, not markup
 )
 
 
@@ -40,6 +42,7 @@ def _root(
 
 app.command("upscale")(upscale)
 app.command("probe")(probe)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -1,0 +1,155 @@
+"""`evaluate_folder`: score a model (or the bicubic baseline) on a folder of ground-truth images."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
+from vsr.errors import ConfigError, InputError, ModelError, OutputError
+from vsr.models import LoadedModel, load_model
+from vsr.ops.tiling import pad_to_multiple
+from vsr.quality.crops import write_comparison
+from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, score, to_uint8
+from vsr.quality.report import EvalReport, ImageResult
+
+__all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "evaluate_folder", "find_images"]
+
+log = logging.getLogger(__name__)
+
+BICUBIC = "bicubic"  # the protocol's own imresize upscale, not the float32 ClassicResize module
+IMAGE_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff"})
+_SSIM_WINDOW = 11
+
+Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+
+class ModelUpscaler:
+    """uint8 LR RGB -> uint8 SR RGB through a model on the torch backend.
+
+    The LR is padded to the model's size multiple and the output cropped back, so any image size
+    works; the output is rounded to uint8 like any saved result would be.
+    """
+
+    def __init__(self, loaded: LoadedModel, *, device: str = "auto", precision: str = "fp32") -> None:
+        d = loaded.descriptor
+        if d.in_channels != 3 or d.out_channels != 3:
+            raise ModelError(
+                f"model {d.name} maps {d.in_channels} to {d.out_channels} channels; evaluation needs an RGB model"
+            )
+        if d.temporal_window != 1:
+            raise ModelError(
+                f"model {d.name} is a video model (window {d.temporal_window}); evaluate it on clips"
+            )
+        self.scale = d.scale
+        self._multiple = d.size_multiple
+        self._device = resolve_device(device)
+        self.precision = resolve_precision(precision, self._device, d)
+        self._backend = create_backend(
+            "torch", loaded, BackendOptions(device=self._device, precision=self.precision)
+        )
+
+    def __call__(self, lr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].to(torch.float32) / 255.0
+        x, (h, w) = pad_to_multiple(x.to(self._device), self._multiple)
+        y = self._backend.run(x)[..., : h * self.scale, : w * self.scale]
+        return to_uint8(y[0].permute(1, 2, 0).to("cpu", torch.float64).numpy() * 255.0)
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """The PNG, BMP and TIFF files directly in ``folder``, sorted by name."""
+    root = Path(folder)
+    if not root.exists():
+        raise InputError(f"folder {root} does not exist; give a folder of ground-truth images")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; give a folder of ground-truth images")
+    images = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise InputError(f"no PNG, BMP or TIFF images in {root}; give a folder of ground-truth images")
+    return images
+
+
+def _upscaler(model: str, scale: int | None, device: str, precision: str) -> tuple[Upscaler, str, int]:
+    if scale is not None and scale < 1:
+        raise ConfigError(f"scale must be 1 or more, got {scale}")
+    if model == BICUBIC:
+        if scale is None:
+            raise ConfigError("the bicubic baseline needs a scale; pass --scale (2, 3, 4, ...)")
+        return partial(bicubic_upscale, scale=scale), BICUBIC, scale
+    # load_model refuses a checkpoint whose own scale is not the one asked for.
+    loaded = load_model(model, scale=scale)
+    upscaler = ModelUpscaler(loaded, device=device, precision=precision)
+    d = loaded.descriptor
+    # fp32 is the reference; any other precision is named so its numbers are not mistaken for fp32 ones.
+    name = d.name if upscaler.precision == "fp32" else f"{d.name} ({upscaler.precision})"
+    return upscaler, name, d.scale
+
+
+def _crop_names(images: list[Path], scale: int) -> dict[Path, str]:
+    # File stems, unless two images share one (a.png, a.bmp): then the full name, so none overwrites another.
+    shared = {s for s, n in Counter(p.stem for p in images).items() if n > 1}
+    return {p: f"{p.name if p.stem in shared else p.stem}_x{scale}.png" for p in images}
+
+
+def evaluate_folder(
+    folder: str | os.PathLike[str],
+    model: str = BICUBIC,
+    *,
+    scale: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    crops: str | os.PathLike[str] | None = None,
+) -> EvalReport:
+    """Score ``model`` on every image of ``folder`` with the standard SR protocol (`vsr.quality.protocol`).
+
+    ``model`` is ``"bicubic"`` (the protocol's baseline), another built-in name or a checkpoint;
+    ``scale`` is required for built-ins and must match a checkpoint's own scale. Evaluation runs in
+    fp32 unless ``precision`` says otherwise. With ``crops``, a bicubic | model | ground-truth PNG
+    of each image's centre is written into that folder.
+    """
+    images = find_images(folder)
+    upscale, model_name, scale = _upscaler(model, scale, device, precision)
+    crop_dir: Path | None = None
+    if crops is not None:
+        crop_dir = Path(crops)
+        try:
+            crop_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create crop folder {crop_dir} ({exc.strerror or exc})") from exc
+    crop_names = _crop_names(images, scale)
+
+    rows = []
+    for path in images:
+        hr = modcrop(load_image(path), scale)
+        h, w = hr.shape[:2]
+        if min(h, w) < 2 * scale + _SSIM_WINDOW:
+            raise InputError(
+                f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
+                f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
+            )
+        lr = degrade(hr, scale)
+        sr = upscale(lr)
+        scores = score(sr, hr, scale=scale)
+        rows.append(
+            ImageResult(
+                name=path.name,
+                width=w,
+                height=h,
+                psnr_y=scores.psnr_y,
+                ssim_y=scores.ssim_y,
+                psnr_rgb=scores.psnr_rgb,
+            )
+        )
+        log.debug("%s: PSNR-Y %.2f dB, SSIM-Y %.4f", path.name, scores.psnr_y, scores.ssim_y)
+        if crop_dir is not None:
+            bicubic = sr if model == BICUBIC else bicubic_upscale(lr, scale)
+            write_comparison(crop_dir / crop_names[path], bicubic, sr, hr)
+    return EvalReport(folder=str(folder), model=model_name, scale=scale, rows=tuple(rows))

@@ -1,0 +1,135 @@
+"""An evaluation's results and their renderings: a markdown table, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+__all__ = ["EvalReport", "ImageResult", "ReportFormat", "format_report", "mean_line"]
+
+ReportFormat = Literal["md", "csv", "json"]
+
+PROTOCOL = (
+    "HR modcropped to the scale; LR = MATLAB imresize(HR, 1/scale, 'bicubic') rounded to uint8; "
+    "Y = MATLAB rgb2ycbcr on uint8 (rounded), scale pixels shaved from each border"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageResult:
+    name: str
+    width: int  # of the modcropped ground truth, the size scored
+    height: int
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalReport:
+    folder: str
+    model: str  # the descriptor's summary, or "bicubic"
+    scale: int
+    rows: tuple[ImageResult, ...]
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ValueError("an evaluation report needs at least one image")
+
+    def _mean(self, field: str) -> float:
+        return math.fsum(getattr(r, field) for r in self.rows) / len(self.rows)
+
+    @property
+    def mean_psnr_y(self) -> float:
+        return self._mean("psnr_y")
+
+    @property
+    def mean_ssim_y(self) -> float:
+        return self._mean("ssim_y")
+
+    @property
+    def mean_psnr_rgb(self) -> float:
+        return self._mean("psnr_rgb")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON; an infinite PSNR (identical images) becomes ``None``."""
+
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {
+            "folder": self.folder,
+            "model": self.model,
+            "scale": self.scale,
+            "protocol": PROTOCOL,
+            "images": [
+                {
+                    "name": r.name,
+                    "width": r.width,
+                    "height": r.height,
+                    "psnr_y": num(r.psnr_y),
+                    "ssim_y": r.ssim_y,
+                    "psnr_rgb": num(r.psnr_rgb),
+                }
+                for r in self.rows
+            ],
+            "mean": {
+                "psnr_y": num(self.mean_psnr_y),
+                "ssim_y": self.mean_ssim_y,
+                "psnr_rgb": num(self.mean_psnr_rgb),
+            },
+        }
+
+
+def _markdown(report: EvalReport) -> str:
+    lines = [
+        "| image | size | PSNR-Y (dB) | SSIM-Y | PSNR-RGB (dB) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in report.rows:
+        lines.append(
+            f"| {r.name} | {r.width}x{r.height} | {r.psnr_y:.2f} | {r.ssim_y:.4f} | {r.psnr_rgb:.2f} |"
+        )
+    lines.append(
+        f"| **mean** | | **{report.mean_psnr_y:.2f}** | **{report.mean_ssim_y:.4f}** "
+        f"| **{report.mean_psnr_rgb:.2f}** |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _csv(report: EvalReport) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image", "width", "height", "psnr_y", "ssim_y", "psnr_rgb"])
+    # Full precision: a CSV is read by programs, which round for themselves.
+    for r in report.rows:
+        writer.writerow([r.name, r.width, r.height, repr(r.psnr_y), repr(r.ssim_y), repr(r.psnr_rgb)])
+    writer.writerow(
+        ["mean", "", "", repr(report.mean_psnr_y), repr(report.mean_ssim_y), repr(report.mean_psnr_rgb)]
+    )
+    return buf.getvalue()
+
+
+def format_report(report: EvalReport, fmt: ReportFormat = "md") -> str:
+    """The report as a markdown table, CSV (one row per image, then the mean) or JSON."""
+    if fmt == "md":
+        return _markdown(report)
+    if fmt == "csv":
+        return _csv(report)
+    if fmt == "json":
+        # allow_nan=False: strict JSON, which to_dict guarantees by mapping inf to null.
+        return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+    raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(get_args(ReportFormat))}")
+
+
+def mean_line(report: EvalReport) -> str:
+    """One line with the means, the figure people quote."""
+    return (
+        f"{report.model} x{report.scale} on {len(report.rows)} images: "
+        f"PSNR-Y {report.mean_psnr_y:.2f} dB, SSIM-Y {report.mean_ssim_y:.4f}, "
+        f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB"
+    )
