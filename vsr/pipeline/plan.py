@@ -124,8 +124,8 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
     input_color = info.color.resolved(info.height, full_range_format=pixel_layout(info.pix_fmt).full_range)
     if input_color != info.color:
         notes.append(f"input colour is not fully tagged: converting and tagging as {input_color.describe()}")
-    # RRDB's exact receptive field is hundreds of pixels; past ~32 pixels of context the influence
-    # on a pixel is below 8-bit quantisation for the SR nets vsr knows, so cap the default overlap.
+    # RRDB's exact receptive field is hundreds of pixels, which would make tiles pointless; 32
+    # pixels of context is the common choice of SR tools (not measured here for RRDB: no weights).
     overlap = (
         options.tile_overlap if options.tile_overlap is not None else min(descriptor.receptive_radius, 32)
     )
