@@ -10,6 +10,7 @@ from vsr import __version__
 from vsr.cli.errors import set_debug
 from vsr.cli.eval import eval_command
 from vsr.cli.probe import probe
+from vsr.cli.train import train_command
 from vsr.cli.upscale import upscale
 
 __all__ = ["app", "main"]
@@ -43,6 +44,7 @@ def _root(
 app.command("upscale")(upscale)
 app.command("probe")(probe)
 app.command("eval")(eval_command)
+app.command("train")(train_command)
 
 
 def main() -> None:

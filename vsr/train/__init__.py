@@ -1,0 +1,69 @@
+"""Training vsr's own super-resolution models from TOML recipes (``configs/train/``).
+
+>>> recipe = load_recipe("configs/train/fast-x2.toml")
+>>> trainer = Trainer(recipe, "runs/fast-x2", resume=True)
+>>> result = trainer.run(max_minutes=25)
+>>> trainer.export("fast-x2.safetensors")
+"""
+
+from vsr.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from vsr.train.data import AUGMENTATIONS, PatchDataset, dihedral, find_training_images, load_image_bank
+from vsr.train.degradations import DEGRADATIONS, BicubicDegradation, Degradation, make_degradation
+from vsr.train.export import REQUIRED_METADATA, export_run, export_weights, read_weights_metadata
+from vsr.train.flops import conv_flops, conv_flops_per_pixel, parameter_count
+from vsr.train.loop import LOG_NAME, StopReason, Trainer, TrainResult, resolve_training_precision
+from vsr.train.losses import LOSSES, charbonnier_loss, l1_loss, make_loss
+from vsr.train.models import build_model
+from vsr.train.optim import EMA, LRFactor, build_optimizer, build_scheduler
+from vsr.train.recipe import (
+    DataSpec,
+    ModelSpec,
+    OptimizerSpec,
+    Recipe,
+    ScheduleSpec,
+    load_recipe,
+    recipe_from_dict,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "CHECKPOINT_NAME",
+    "DEGRADATIONS",
+    "EMA",
+    "LOG_NAME",
+    "LOSSES",
+    "REQUIRED_METADATA",
+    "BicubicDegradation",
+    "DataSpec",
+    "Degradation",
+    "LRFactor",
+    "ModelSpec",
+    "OptimizerSpec",
+    "PatchDataset",
+    "Recipe",
+    "ScheduleSpec",
+    "StopReason",
+    "TrainResult",
+    "Trainer",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "charbonnier_loss",
+    "conv_flops",
+    "conv_flops_per_pixel",
+    "dihedral",
+    "export_run",
+    "export_weights",
+    "find_training_images",
+    "l1_loss",
+    "load_checkpoint",
+    "load_image_bank",
+    "load_recipe",
+    "make_degradation",
+    "make_loss",
+    "parameter_count",
+    "read_weights_metadata",
+    "recipe_from_dict",
+    "resolve_training_precision",
+    "save_checkpoint",
+]
