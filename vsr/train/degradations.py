@@ -1,9 +1,10 @@
 """How a training pair's low-resolution input is made from its high-resolution patch.
 
-`Degradation` is the extension point: "bicubic" (here) trains PSNR-oriented models on exactly
-the evaluation protocol's input; the realistic chain (blur, resize, noise, JPEG and H.264 through
-PyAV) will be another implementation registered in `DEGRADATIONS`, drawing its random parameters
-from the generator it is given so runs stay reproducible.
+`Degradation` is the extension point and `DEGRADATIONS` the registry of its implementations:
+"bicubic" (here) trains PSNR-oriented models on exactly the evaluation protocol's input;
+"realistic" (`vsr.train.realistic`: blur, resize, noise, JPEG and H.264 through PyAV) trains
+models for real video, drawing its random parameters from the generator it is given so runs stay
+reproducible.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from vsr.errors import ConfigError
 from vsr.ops.resize import resize
+from vsr.train.realistic import RealisticDegradation
 
 __all__ = ["DEGRADATIONS", "BicubicDegradation", "Degradation", "make_degradation"]
 
@@ -61,15 +63,15 @@ class BicubicDegradation:
         return (lr / 255.0).to(torch.float32)
 
 
-DEGRADATIONS: dict[str, Callable[[int], Degradation]] = {"bicubic": BicubicDegradation}
+DEGRADATIONS: dict[str, Callable[[int], Degradation]] = {
+    "bicubic": BicubicDegradation,
+    "realistic": RealisticDegradation,
+}
 
 
 def make_degradation(name: str, scale: int) -> Degradation:
     try:
         factory = DEGRADATIONS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown degradation {name!r}; available: {', '.join(DEGRADATIONS)} "
-            "(the realistic chain is not implemented yet)"
-        ) from None
+        raise ConfigError(f"unknown degradation {name!r}; available: {', '.join(DEGRADATIONS)}") from None
     return factory(scale)
