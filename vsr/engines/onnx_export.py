@@ -23,7 +23,6 @@ import copy
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from vsr import __version__
+from vsr.engines._files import write_atomically
 from vsr.errors import ConfigError, EngineError, ModelError
 from vsr.models.classic import CLASSIC_KERNELS
 from vsr.models.descriptor import LoadedModel
@@ -166,6 +166,9 @@ def _import_onnx() -> ModuleType:
 
 def _check_request(model: LoadedModel, precision: str, opset: int, dynamic: bool) -> None:
     d = model.descriptor
+    if d.task != "sr":
+        # The graph here has one input; a denoiser's noise level would be a second one.
+        raise ModelError(f"model {d.name} is a denoiser; ONNX export supports super-resolution models only")
     if precision not in _DTYPES:
         raise ConfigError(f"ONNX export supports precision fp32 or fp16, got {precision!r}")
     if precision not in d.precisions:
@@ -279,23 +282,7 @@ def export_onnx(
         onnx_mod.checker.check_model(proto, full_check=True)
     except onnx_mod.checker.ValidationError as exc:
         raise EngineError(f"the ONNX export of {d.name} is invalid ({exc}); please report this") from exc
-    return _write_atomically(proto.SerializeToString(), Path(path))
-
-
-def _write_atomically(data: bytes, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ".partial." in the name: git ignores it, and a crash never leaves a file under the final name
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.partial.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes the file private (0600); an engine cache is read by other users and services
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(proto.SerializeToString(), Path(path))
 
 
 def read_export_info(path: str | os.PathLike[str]) -> OnnxExportInfo:
