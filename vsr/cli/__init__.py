@@ -7,8 +7,11 @@ from typing import Annotated
 import typer
 
 from vsr import __version__
+from vsr.cli.build_engine import build_engine_command
+from vsr.cli.engines import engines_command
 from vsr.cli.errors import set_debug
 from vsr.cli.eval import eval_command
+from vsr.cli.models import models_command
 from vsr.cli.probe import probe
 from vsr.cli.train import train_command
 from vsr.cli.upscale import upscale
@@ -45,6 +48,9 @@ app.command("upscale")(upscale)
 app.command("probe")(probe)
 app.command("eval")(eval_command)
 app.command("train")(train_command)
+app.command("build-engine")(build_engine_command)
+app.command("engines")(engines_command)
+app.command("models")(models_command)
 
 
 def main() -> None:

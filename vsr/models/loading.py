@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from vsr.errors import ModelError
+from vsr.models.builtin import builtin_weights, file_sha256, load_builtin
 from vsr.models.classic import CLASSIC_KERNELS, classic_model
 from vsr.models.descriptor import LoadedModel
 from vsr.models.registry import ARCHITECTURES
@@ -94,14 +94,6 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return _unwrap(obj, name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _describe(state_dict: Mapping[str, Tensor]) -> str:
     examples = ", ".join(f"{k} {list(v.shape)}" for k, v in list(state_dict.items())[:_EXAMPLES])
     return f"found {len(state_dict)} tensors, e.g. {examples}"
@@ -110,9 +102,10 @@ def _describe(state_dict: Mapping[str, Tensor]) -> str:
 def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> LoadedModel:
     """A ready-to-run model (eval mode, CPU, float32) and its descriptor.
 
-    ``spec`` is a built-in name (``bicubic``, ``lanczos``; ``scale`` required, 1 to 8) or a path to
-    a checkpoint whose architecture and hyperparameters are detected from its tensors. For a
-    checkpoint, ``scale`` if given must match the model's own scale.
+    ``spec`` is a classic kernel (``bicubic``, ``lanczos``; ``scale`` required, 1 to 8), a shipped
+    model's name (``fast-x2``, see `vsr.models.builtin`), or a path to a checkpoint whose
+    architecture and hyperparameters are detected from its tensors. For a trained model, ``scale``
+    if given must match the model's own scale.
     """
     if isinstance(spec, str) and spec in CLASSIC_KERNELS:
         if scale is None:
@@ -121,21 +114,23 @@ def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> Loa
             raise ModelError(f"model {spec!r} supports scales 1 to {MAX_CLASSIC_SCALE}, got {scale}")
         return classic_model(spec, scale)  # type: ignore[arg-type]
     path = Path(spec)
-    if not path.exists():
-        raise ModelError(
-            f"unknown model {str(spec)!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such file"
-        )
-    state_dict = load_state_dict(path)
-    arch = ARCHITECTURES.detect(state_dict)
-    if arch is None:
-        raise ModelError(
-            f"checkpoint {path.name} is not an architecture vsr recognises ({', '.join(ARCHITECTURES.ids())}): "
-            f"{_describe(state_dict)}; use a checkpoint of one of these architectures"
-        )
-    loaded = arch.build(state_dict, name=path.name, sha256=_sha256(path))
+    if isinstance(spec, str) and spec in builtin_weights() and not path.exists():
+        loaded = load_builtin(spec)
+    elif not path.exists():
+        known = ", ".join([*BUILTIN_MODELS, *builtin_weights()])
+        raise ModelError(f"unknown model {str(spec)!r}: not a built-in model ({known}) and no such file")
+    else:
+        state_dict = load_state_dict(path)
+        arch = ARCHITECTURES.detect(state_dict)
+        if arch is None:
+            raise ModelError(
+                f"checkpoint {path.name} is not an architecture vsr recognises ({', '.join(ARCHITECTURES.ids())}): "
+                f"{_describe(state_dict)}; use a checkpoint of one of these architectures"
+            )
+        loaded = arch.build(state_dict, name=path.name, sha256=file_sha256(path))
     if scale is not None and scale != loaded.descriptor.scale:
         raise ModelError(
-            f"checkpoint {path.name} is a x{loaded.descriptor.scale} model but scale {scale} was asked; "
-            f"use a x{scale} checkpoint or leave the scale unset"
+            f"model {loaded.descriptor.name} is a x{loaded.descriptor.scale} model but scale {scale} was asked; "
+            f"use a x{scale} model or leave the scale unset"
         )
     return loaded

@@ -7,6 +7,7 @@ written down as a note the CLI shows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from vsr.media import (
 )
 from vsr.media.containers import check_output_path
 from vsr.models import LoadedModel, load_model
+from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import Precision
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
@@ -60,17 +62,32 @@ class RunPlan:
         return lines
 
 
-def resolve_model(name: str, scale: int | None) -> tuple[LoadedModel, list[str]]:
-    """Load the model the options name; `auto` is the best built-in for the scale."""
+def resolve_model(name: str, scale: int | None, device_type: str = "cpu") -> tuple[LoadedModel, list[str]]:
+    """Load the model the options name; ``auto`` is the built-in SR model for the scale and device."""
     notes: list[str] = []
     if name == "auto":
-        # No trained built-in weights ship yet: the classical Lanczos resizer is the model-free
-        # fallback until they do. Say so, so nobody mistakes it for super-resolution.
-        name = "lanczos"
-        notes.append("no trained built-in model ships yet: using lanczos; pass --model CHECKPOINT for SR")
+        wanted = scale or 2
+        weights = default_builtin(wanted, device_type)
+        if weights is None:
+            # Nothing trained ships in this install: the classical Lanczos resizer is the
+            # model-free fallback. Say so, so nobody mistakes it for super-resolution.
+            notes.append(
+                "no trained built-in model is installed: using lanczos; pass --model CHECKPOINT for SR"
+            )
+            return load_model("lanczos", scale=wanted), notes
+        return load_model(weights.name), notes
     if name in CLASSIC_MODELS:
         return load_model(name, scale=scale or 2), notes
     return load_model(name), notes
+
+
+def _wanted_scale(info: VideoInfo, options: UpscaleOptions) -> int | None:
+    """The scale ``auto`` should pick a model for: ``--scale``, or what ``--size`` needs."""
+    if options.scale is not None or options.size is None:
+        return options.scale
+    width, height = options.size
+    ratio = max(width / info.width if width > 0 else 0.0, height / info.height if height > 0 else 0.0)
+    return max(1, math.ceil(ratio - 1e-9))
 
 
 def _output_size(
@@ -96,14 +113,14 @@ def _output_size(
 
 def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | None = None) -> RunPlan:
     notes: list[str] = list(info.notes)
+    device = resolve_device(options.device)
     if model is None:
-        model, model_notes = resolve_model(options.model, options.scale)
+        model, model_notes = resolve_model(options.model, _wanted_scale(info, options), device.type)
         notes += model_notes
     descriptor = model.descriptor
     backend = "torch" if options.backend == "auto" else options.backend
     if backend != "torch":
         raise ConfigError(f"unknown backend {options.backend!r}: this build has auto and torch")
-    device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device, descriptor)
 
     out_pix_fmt, _ = choose_output_pix_fmt(options.codec, info.pix_fmt, options.pix_fmt)

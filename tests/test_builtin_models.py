@@ -1,0 +1,166 @@
+"""Built-in weights: the shipped files' metadata and hashes, their quality, and what `auto` picks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from vsr.cli import app
+from vsr.errors import ModelError
+from vsr.models import SRVGGNetCompact, load_model
+from vsr.models.builtin import (
+    WEIGHTS_DIR,
+    builtin_weights,
+    default_builtin,
+    file_sha256,
+    load_builtin,
+    read_index,
+    write_index,
+)
+from vsr.quality import evaluate_folder
+from vsr.train import REQUIRED_METADATA
+
+runner = CliRunner()
+MAX_BYTES = 5_000_000  # the issue's limit for a shipped weight file
+
+# Set5 Y-PSNR each shipped model must reach (the issue's targets), and Set14's.
+TARGETS = {
+    "fast-x2": {"Set5": 37.00, "Set14": 32.63},
+    "fast-x4": {"Set5": 30.71, "Set14": 27.59},
+    "compact-x2": {"Set5": 37.6, "Set14": 33.1},
+    "compact-x4": {"Set5": 31.6, "Set14": 28.2},
+}
+# What this repository ships today; each entry has a target above or is checked elsewhere.
+SHIPPED = sorted(read_index())
+
+
+def test_index_lists_exactly_the_files_that_ship() -> None:
+    files = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+    assert SHIPPED == files
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_have_complete_metadata_and_their_hash(name: str) -> None:
+    w = builtin_weights()[name]
+    assert file_sha256(w.path) == w.sha256 == read_index()[name]["sha256"]
+    assert w.path.stat().st_size == w.bytes <= MAX_BYTES
+    assert set(REQUIRED_METADATA) <= set(w.metadata)
+    assert w.metadata["format"] == "vsr-weights/1"
+    assert name.endswith(f"-x{w.scale}")
+    loaded = load_model(name)
+    d = loaded.descriptor
+    assert (d.name, d.scale, d.architecture) == (name, w.scale, w.metadata["architecture"])
+    assert d.parameters == int(w.metadata["parameters"])
+    assert d.hyperparameters == w.metadata["hyperparameters"]
+    # the recorded scores name the report folders of its recipe
+    assert set(w.metadata["eval"]) == {Path(p).name for p in w.metadata["training"]["data"]["report"]}
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n in TARGETS])
+def test_shipped_models_reach_their_targets_on_set5(name: str, shared_data: Path) -> None:
+    w = builtin_weights()[name]
+    report = evaluate_folder(shared_data / "images" / "eval" / "Set5", name, precision="fp32")
+    # the metadata's figure is the one measured on this file by the same code
+    assert report.mean_psnr_y == pytest.approx(w.metadata["eval"]["Set5"]["psnr_y"], abs=1e-3)
+    assert report.mean_psnr_y >= TARGETS[name]["Set5"]
+    bicubic = evaluate_folder(shared_data / "images" / "eval" / "Set5", "bicubic", scale=w.scale)
+    assert report.mean_psnr_y - bicubic.mean_psnr_y >= TARGETS[name]["Set5"] - {2: 33.66, 4: 28.42}[w.scale]
+
+
+def _ship(folder: Path, name: str, scale: int) -> None:
+    module = SRVGGNetCompact(num_feat=4, num_conv=1, scale=scale)
+    meta = {"format": "vsr-weights/1", "scale": str(scale), "architecture": "compact"}
+    save_file(module.state_dict(), str(folder / f"{name}.safetensors"), metadata=meta)
+
+
+def test_auto_prefers_the_device_family_then_the_nearest_scale_above(tmp_path: Path) -> None:
+    assert default_builtin(2, "cpu", tmp_path) is None  # nothing ships: the caller falls back
+    for name, scale in [("fast-x2", 2), ("compact-x2", 2), ("compact-x4", 4), ("gan-x4", 4)]:
+        _ship(tmp_path, name, scale)
+    write_index(tmp_path)
+    pick = {
+        (s, dev): default_builtin(s, dev, tmp_path).name for s in (1, 2, 3, 4, 8) for dev in ("cpu", "cuda")
+    }  # type: ignore[union-attr]
+    assert pick == {
+        (1, "cpu"): "fast-x2",
+        (1, "cuda"): "compact-x2",
+        (2, "cpu"): "fast-x2",
+        (2, "cuda"): "compact-x2",
+        (3, "cpu"): "compact-x4",  # no fast-x4: the other family, never the GAN model
+        (3, "cuda"): "compact-x4",
+        (4, "cpu"): "compact-x4",
+        (4, "cuda"): "compact-x4",
+        (8, "cpu"): "compact-x4",  # the largest there is; the pipeline resizes its output
+        (8, "cuda"): "compact-x4",
+    }
+
+
+def test_a_damaged_builtin_is_refused_by_its_hash(tmp_path: Path) -> None:
+    _ship(tmp_path, "fast-x2", 2)
+    index = write_index(tmp_path)
+    assert load_builtin("fast-x2", tmp_path).descriptor.name == "fast-x2"
+    path = tmp_path / "fast-x2.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"built-in model fast-x2 is damaged: .* has sha256 .*reinstall vsr"):
+        load_builtin("fast-x2", tmp_path)
+    assert json.loads((tmp_path / "index.json").read_text()) == index
+    with pytest.raises(ModelError, match=r"no built-in model 'fast-x9'; shipped: fast-x2"):
+        load_builtin("fast-x9", tmp_path)
+
+
+def test_models_command_lists_shipped_and_classic_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [m["name"] for m in listed["models"]] == SHIPPED
+    assert all(m["sha256_ok"] for m in listed["models"])
+    assert listed["classic"] == ["bicubic", "lanczos"]
+    expected_cpu_x2 = default_builtin(2, "cpu")
+    assert listed["auto"]["cpu"]["2"] == (expected_cpu_x2.name if expected_cpu_x2 else "lanczos")
+
+    # A damaged file is flagged and the command fails.
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    _ship(folder, "fast-x2", 2)
+    write_index(folder)
+    (folder / "fast-x2.safetensors").write_bytes(
+        (folder / "fast-x2.safetensors").read_bytes()[:-4] + b"\0\0\0\0"
+    )
+    monkeypatch.setattr("vsr.cli.models.builtin_weights", lambda: builtin_weights(folder))
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 1
+    assert "DAMAGED (sha256 differs: reinstall vsr)" in result.stdout
+
+
+def test_upscale_auto_without_builtins_falls_back_to_lanczos_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vsr.pipeline.plan import resolve_model
+
+    monkeypatch.setattr("vsr.pipeline.plan.default_builtin", lambda scale, device: None)
+    loaded, notes = resolve_model("auto", 4, "cpu")
+    assert (loaded.descriptor.architecture, loaded.descriptor.scale) == ("lanczos", 4)
+    assert notes == ["no trained built-in model is installed: using lanczos; pass --model CHECKPOINT for SR"]
+
+
+def test_upscale_auto_runs_the_shipped_model_for_the_scale() -> None:
+    from vsr.pipeline.plan import resolve_model
+
+    expected = default_builtin(2, "cpu")
+    if expected is None:
+        pytest.skip("no built-in model ships yet")
+    loaded, notes = resolve_model("auto", None, "cpu")
+    assert loaded.descriptor.name == expected.name and notes == []
+    reference = load_model(expected.name)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), reference.module(x))
