@@ -12,9 +12,16 @@ from vsr.pipeline.options import load_options, parse_size
 
 def test_all_is_complete_and_every_name_resolves() -> None:
     assert set(errors.__all__) <= set(vsr.__all__)
-    assert {"upscale", "Pipeline", "UpscaleOptions", "RunSummary", "Progress", "__version__"} <= set(
-        vsr.__all__
-    )
+    assert {
+        "upscale",
+        "upscale_images",
+        "ImageRunSummary",
+        "Pipeline",
+        "UpscaleOptions",
+        "RunSummary",
+        "Progress",
+        "__version__",
+    } <= set(vsr.__all__)
     assert len(vsr.__all__) == len(set(vsr.__all__))
     for name in vsr.__all__:
         assert getattr(vsr, name) is not None

@@ -2,6 +2,7 @@
 
     >>> import vsr
     >>> summary = vsr.upscale("in.mp4", "out.mp4", model="lanczos", scale=2)
+    >>> summary = vsr.upscale_images("frames/", "big/", model="bicubic", scale=2)
 
 The pipeline names load on first use, so ``import vsr.models`` or ``import vsr.ops`` does not
 pull in PyAV and the threads machinery.
@@ -27,6 +28,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "upscale": "vsr.api",
+    "upscale_images": "vsr.pipeline.images",
+    "ImageRunSummary": "vsr.pipeline.images",
+    "UpscaledImage": "vsr.pipeline.images",
     "UpscaleOptions": "vsr.pipeline.options",
     "Pipeline": "vsr.pipeline.runner",
     "Progress": "vsr.pipeline.runner",
@@ -36,6 +40,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from vsr.api import upscale
+    from vsr.pipeline.images import ImageRunSummary, UpscaledImage, upscale_images
     from vsr.pipeline.options import UpscaleOptions
     from vsr.pipeline.runner import Pipeline, Progress
     from vsr.pipeline.stats import RunSummary, StageStats
@@ -54,6 +59,7 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "EngineError",
+    "ImageRunSummary",
     "InputError",
     "ModelError",
     "OutputError",
@@ -62,7 +68,9 @@ __all__ = [
     "RunSummary",
     "StageStats",
     "UpscaleOptions",
+    "UpscaledImage",
     "VsrError",
     "__version__",
     "upscale",
+    "upscale_images",
 ]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
+from vsr.errors import ConfigError
+from vsr.pipeline.images import is_image_input
 from vsr.pipeline.options import UpscaleOptions, load_options
 from vsr.pipeline.runner import Pipeline, Progress
 from vsr.pipeline.stats import RunSummary
@@ -30,6 +32,9 @@ def upscale(
     """
     if options is not None and option_values:
         raise TypeError("pass either options= or option keywords, not both")
+    if is_image_input(input):
+        # a different job with a different summary: its own function keeps both return types exact
+        raise ConfigError(f"{input} is an image or a folder of images; use vsr.upscale_images() for it")
     if options is None:
         options = load_options(None, **option_values)
     return Pipeline(input, output, options, on_progress=on_progress).run()

@@ -6,10 +6,11 @@ import sys
 import time
 from typing import TextIO
 
+from vsr.pipeline.images import ImageRunSummary
 from vsr.pipeline.runner import Progress
 from vsr.pipeline.stats import RunSummary
 
-__all__ = ["ProgressPrinter", "format_summary"]
+__all__ = ["ProgressPrinter", "format_image_summary", "format_summary"]
 
 
 def _clock(seconds: float | None) -> str:
@@ -70,5 +71,17 @@ def format_summary(s: RunSummary) -> str:
                 lines.append(
                     f"    {step.name:<9}{step.frames:>6} {step.busy_fraction:>7.0%} {step.fps:>9.2f}"
                 )
+    lines += [f"  note: {n}" for n in s.notes]
+    return "\n".join(lines)
+
+
+def format_image_summary(s: ImageRunSummary) -> str:
+    count = len(s.images)
+    what = f"{count} image" if count == 1 else f"{count} images"
+    lines = [
+        f"wrote {s.output}" + ("" if count == 1 else f" ({what})"),
+        f"  {what} in {s.wall_s:.2f} s: {s.per_image_s:.2f} s per image",
+        f"  model {s.model} on {s.backend}/{s.device} {s.precision}",
+    ]
     lines += [f"  note: {n}" for n in s.notes]
     return "\n".join(lines)

@@ -1,19 +1,22 @@
-"""`vsr upscale INPUT OUTPUT`: the main job."""
+"""`vsr upscale INPUT OUTPUT`: the main job, for a video, an image or a folder of images."""
 
 from __future__ import annotations
 
 import json
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vsr.cli.errors import reports_errors
-from vsr.cli.progress import ProgressPrinter, format_summary
-from vsr.pipeline.options import load_options
+from vsr.cli.progress import ProgressPrinter, format_image_summary, format_summary
+from vsr.pipeline.images import ImageJob, UpscaledImage, is_image_input
+from vsr.pipeline.options import UpscaleOptions, load_options
 from vsr.pipeline.runner import Pipeline
 
 __all__ = ["upscale"]
@@ -21,10 +24,67 @@ __all__ = ["upscale"]
 Opt = typer.Option
 
 
+@contextmanager
+def _stop_on_signals(cancel: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the run to stop cleanly instead of killing it mid-write."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        cancel()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _write_json(json_path: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2)
+    if json_path == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(json_path).write_text(text + "\n")
+
+
+def _upscale_images(
+    input: str, output: str, options: UpscaleOptions, *, json_path: str | None, quiet: bool
+) -> None:
+    job = ImageJob(input, output, options)
+    if not quiet:
+        for line in job.describe():
+            typer.echo(line, err=True)
+
+    def report(done: UpscaledImage, index: int, total: int) -> None:
+        (iw, ih), (ow, oh) = done.input_size, done.output_size
+        typer.echo(
+            f"[{index + 1}/{total}] {Path(done.input).name} {iw}x{ih} -> {ow}x{oh} in {done.seconds:.2f} s",
+            err=True,
+        )
+
+    with _stop_on_signals(job.cancel):
+        summary = job.run(None if quiet else report)
+    if json_path is not None:
+        _write_json(json_path, summary.to_dict())
+    if not quiet:
+        typer.echo(format_image_summary(summary), err=True)
+
+
 @reports_errors
 def upscale(
-    input: Annotated[str, typer.Argument(help="Input video file.", show_default=False)],
-    output: Annotated[str, typer.Argument(help="Output file: .mp4, .mkv, .mov or .ts.", show_default=False)],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Input video, image (.png .jpg .bmp .tif .webp) or folder of images.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Argument(
+            help="Output video (.mp4 .mkv .mov .ts), image, or folder (for a folder input).",
+            show_default=False,
+        ),
+    ],
     model: Annotated[
         str | None,
         Opt(
@@ -67,7 +127,12 @@ def upscale(
     ] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
-    """Upscale a video: every frame, the same timestamps, audio and subtitles copied untouched."""
+    """Upscale a video (every frame, the same timestamps, audio and subtitles copied untouched),
+    an image, or every image of a folder into an output folder under the same names.
+
+    For images the encoder options (--codec, --crf, --preset, --pix-fmt, --batch, --deinterlace)
+    are ignored with a note.
+    """
     options = load_options(
         config,
         model=model,
@@ -86,28 +151,21 @@ def upscale(
         deinterlace=deinterlace,
         overwrite=overwrite or None,
     )
+    if is_image_input(input):
+        _upscale_images(input, output, options, json_path=json_path, quiet=quiet)
+        return
     printer = None if quiet else ProgressPrinter()
     pipeline = Pipeline(input, output, options, on_progress=printer)
     if not quiet:
         for line in pipeline.plan.describe():
             typer.echo(line, err=True)
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        pipeline.cancel()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = pipeline.run()
+        with _stop_on_signals(pipeline.cancel):
+            summary = pipeline.run()
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if printer is not None:
             printer.finish()
     if json_path is not None:
-        text = json.dumps(summary.to_dict(), indent=2)
-        if json_path == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            Path(json_path).write_text(text + "\n")
+        _write_json(json_path, summary.to_dict())
     if not quiet:
         typer.echo(format_summary(summary), err=True)

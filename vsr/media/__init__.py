@@ -11,6 +11,7 @@ from vsr.media.color import ColorDescription, ColorMatrix, ColorRange
 from vsr.media.containers import CONTAINERS, container_for, incompatible_streams, partial_path
 from vsr.media.encoders import ENCODERS, choose_output_pix_fmt, encoder_options
 from vsr.media.frame import PIXEL_FORMATS, Frame, PixelLayout, pixel_layout
+from vsr.media.images import IMAGE_SUFFIXES, StillImage, is_image_file, read_image, upright, write_image
 from vsr.media.info import VideoInfo
 from vsr.media.output_spec import VideoOutputSpec, spec_for_input
 from vsr.media.probe import MediaInfo, StreamInfo, probe
@@ -20,6 +21,7 @@ from vsr.media.source import DeinterlaceMode, FileSource
 __all__ = [
     "CONTAINERS",
     "ENCODERS",
+    "IMAGE_SUFFIXES",
     "PIXEL_FORMATS",
     "ColorDescription",
     "ColorMatrix",
@@ -30,6 +32,7 @@ __all__ = [
     "Frame",
     "MediaInfo",
     "PixelLayout",
+    "StillImage",
     "StreamInfo",
     "VideoInfo",
     "VideoOutputSpec",
@@ -37,8 +40,12 @@ __all__ = [
     "container_for",
     "encoder_options",
     "incompatible_streams",
+    "is_image_file",
     "partial_path",
     "pixel_layout",
     "probe",
+    "read_image",
     "spec_for_input",
+    "upright",
+    "write_image",
 ]

@@ -7,7 +7,7 @@ resize or crop to the output size -> RGB->YUV for the output pixel format -> dow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,7 +23,7 @@ from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
 from vsr.pipeline.stats import StageClock
 
-__all__ = ["RestoreConfig", "RestoreStage", "sample_format"]
+__all__ = ["RestoreConfig", "RestoreStage", "restore_rgb", "sample_format"]
 
 # formats whose significant bits sit at the top of 16-bit words
 _MSB_ALIGNED_BITS = {"p010le": 10}
@@ -54,6 +54,37 @@ class RestoreConfig:
     output_color: ColorDescription  # resolved
     tile: int = 0
     tile_overlap: int = 0
+
+
+def restore_rgb(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    descriptor: ModelDescriptor,
+    rgb: torch.Tensor,
+    *,
+    output_size: tuple[int, int],
+    tile: int = 0,
+    tile_overlap: int = 0,
+) -> torch.Tensor:
+    """RGB (N, 3, H, W) in [0, 1] -> ``run``'s model output at ``output_size`` (width, height), clamped.
+
+    The input is padded to the model's size multiple (or tiled, with ``tile > 0``) and the output
+    cropped back; a size that is not the model's scale is reached by an exact Lanczos resize. Video
+    frames and still images both come through here.
+    """
+    d = descriptor
+    if tile > 0:
+        out = run_tiled(run, rgb, scale=d.scale, tile=tile, overlap=tile_overlap, multiple=d.size_multiple)
+    else:
+        padded, (h, w) = pad_to_multiple(rgb, d.size_multiple)
+        out = run(padded)[..., : h * d.scale, : w * d.scale]
+    out_w, out_h = output_size
+    got_h, got_w = out.shape[-2:]
+    if (got_h, got_w) != (out_h, out_w):
+        if 0 <= got_h - out_h <= 1 and 0 <= got_w - out_w <= 1:
+            out = out[..., :out_h, :out_w]  # an odd size made even for 4:2:x: drop the last row/column
+        else:
+            out = resize(out, (out_h, out_w), kernel="lanczos")
+    return out.clamp_(0.0, 1.0)
 
 
 class RestoreStage:
@@ -108,27 +139,14 @@ class RestoreStage:
 
     def restore_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         """RGB (N, 3, H, W) -> restored RGB at the output size, clamped to [0, 1]."""
-        d = self.descriptor
-        if self.config.tile > 0:
-            out = run_tiled(
-                self.backend.run,
-                rgb,
-                scale=d.scale,
-                tile=self.config.tile,
-                overlap=self.config.tile_overlap,
-                multiple=d.size_multiple,
-            )
-        else:
-            padded, (h, w) = pad_to_multiple(rgb, d.size_multiple)
-            out = self.backend.run(padded)[..., : h * d.scale, : w * d.scale]
-        out_w, out_h = self.config.output_size
-        got_h, got_w = out.shape[-2:]
-        if (got_h, got_w) != (out_h, out_w):
-            if 0 <= got_h - out_h <= 1 and 0 <= got_w - out_w <= 1:
-                out = out[..., :out_h, :out_w]  # an odd size made even for 4:2:x: drop the last row/column
-            else:
-                out = resize(out, (out_h, out_w), kernel="lanczos")
-        return out.clamp_(0.0, 1.0)
+        return restore_rgb(
+            self.backend.run,
+            self.descriptor,
+            rgb,
+            output_size=self.config.output_size,
+            tile=self.config.tile,
+            tile_overlap=self.config.tile_overlap,
+        )
 
     def to_frames(self, frames: Sequence[Frame], rgb: torch.Tensor) -> list[Frame]:
         planes = [p.cpu().numpy() for p in rgb_to_planes(rgb, self._out_fmt)]
