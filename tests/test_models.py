@@ -329,7 +329,7 @@ def test_unrecognised_checkpoint_lists_what_was_found(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as exc:
         load_model(path)
     msg = _one_line(exc)
-    assert "checkpoint unet.safetensors is not an architecture vsr recognises (compact, rrdb)" in msg
+    assert "checkpoint unet.safetensors is not an architecture vsr recognises (compact, rrdb, ffdnet)" in msg
     # safetensors stores keys sorted, so the examples come in that order
     assert "found 2 tensors, e.g. enc.0.bias [16], enc.0.weight [16, 3, 3, 3]" in msg
 
@@ -382,7 +382,7 @@ def test_load_state_dict_unwraps_nested_containers(tmp_path: Path) -> None:
 
 
 def test_registry_order_and_duplicates() -> None:
-    assert ARCHITECTURE_IDS == ARCHITECTURES.ids() == ("compact", "rrdb")
+    assert ARCHITECTURE_IDS == ARCHITECTURES.ids() == ("compact", "rrdb", "ffdnet")
     reg = ArchitectureRegistry([Architecture(id="x", detect=is_compact, build=build_compact)])
     with pytest.raises(ValueError, match="'x' is already registered"):
         reg.register(Architecture(id="x", detect=is_rrdb, build=build_rrdb))

@@ -7,7 +7,7 @@ import copy
 import torch
 
 from vsr.backends.base import Backend, BackendOptions
-from vsr.errors import DeviceError
+from vsr.errors import DeviceError, ModelError
 from vsr.models.descriptor import LoadedModel
 
 __all__ = ["TorchBackend"]
@@ -25,6 +25,11 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: LoadedModel, options: BackendOptions) -> None:
+        if model.descriptor.task != "sr":
+            # run(batch) calls module(batch); a denoiser also needs its noise level
+            raise ModelError(
+                f"model {model.descriptor.name} is a denoiser, not a super-resolution model; use an SR model here"
+            )
         if options.precision not in model.descriptor.precisions:
             raise DeviceError(
                 f"model {model.descriptor.name} does not support {options.precision}; "

@@ -1,4 +1,8 @@
-"""`vsr eval FOLDER`: PSNR/SSIM of a model, or the bicubic baseline, on a folder of images."""
+"""`vsr eval FOLDER|CLIP`: PSNR/SSIM of a model, or the bicubic baseline, on images or a clip's frames.
+
+With ``--noise SIGMA`` it runs the colour-denoising protocol instead (`vsr.quality.denoising`):
+the model must be a denoiser, and ``-m none`` scores the noisy input itself.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ import typer
 
 from vsr.cli.errors import reports_errors
 from vsr.errors import ConfigError, OutputError
-from vsr.quality import ReportFormat, evaluate_folder, format_report, mean_line
+from vsr.models.classic import CLASSIC_KERNELS
+from vsr.quality import (
+    BICUBIC,
+    NOISY_BASELINE,
+    DenoiseReport,
+    EvalReport,
+    ReportFormat,
+    evaluate_denoising,
+    evaluate_folder,
+    format_report,
+    mean_line,
+)
+from vsr.quality.video import evaluate_clip
 
 __all__ = ["eval_command"]
 
@@ -28,11 +44,21 @@ def _choose_format(fmt: str | None, out: str | None) -> ReportFormat:
 
 @reports_errors
 def eval_command(
-    folder: Annotated[str, typer.Argument(help="Folder of ground-truth images (PNG, BMP, TIFF).")],
-    model: Annotated[
+    folder: Annotated[
         str,
-        Opt("--model", "-m", help="bicubic (the baseline), lanczos, or a checkpoint (.safetensors/.pth)."),
-    ] = "bicubic",
+        typer.Argument(
+            help="Folder of ground-truth images (PNG, BMP, TIFF), or a video clip: each frame a ground truth."
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        Opt(
+            "--model",
+            "-m",
+            help="bicubic (the default baseline), lanczos, or a checkpoint (.safetensors/.pth); "
+            "with --noise: a denoiser checkpoint, or none (the default: the noisy input).",
+        ),
+    ] = None,
     scale: Annotated[
         int | None, Opt("--scale", "-s", help="Scale factor (default: the checkpoint's; bicubic needs one).")
     ] = None,
@@ -47,10 +73,50 @@ def eval_command(
     ] = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, Opt(help="fp32, fp16, bf16 or auto.")] = "fp32",
+    frames: Annotated[
+        int | None, Opt("--frames", help="A video clip: score its first N frames only. [default: all]")
+    ] = None,
+    noise: Annotated[
+        float | None,
+        Opt(
+            "--noise",
+            help="Evaluate a denoiser: add Gaussian noise of this sigma (0..255 scale, e.g. 25) "
+            "with a fixed seed; RGB PSNR/SSIM, no border cut.",
+        ),
+    ] = None,
 ) -> None:
-    """Score a model on a folder with the standard SR protocol: MATLAB-bicubic LR, Y-channel PSNR/SSIM, border cut."""
+    """Score a model on a folder, or on a video clip's frames: the standard SR protocol (MATLAB-bicubic
+    LR, Y-channel PSNR/SSIM, border cut), or with --noise the colour-denoising one (Gaussian noise, RGB
+    PSNR/SSIM)."""
     report_format = _choose_format(fmt, out)
-    report = evaluate_folder(folder, model, scale=scale, device=device, precision=precision, crops=crops)
+    report: EvalReport | DenoiseReport
+    if noise is None:
+        if model == NOISY_BASELINE:
+            raise ConfigError("-m none is the noisy-input baseline of --noise; give --noise SIGMA or a model")
+        if Path(folder).is_file():
+            if crops is not None:
+                raise ConfigError("--crops works on image folders, not on video clips")
+            report = evaluate_clip(
+                folder, model or BICUBIC, scale=scale, frames=frames, device=device, precision=precision
+            )
+        elif frames is not None:
+            raise ConfigError("--frames applies to a video clip; a folder is scored image by image")
+        else:
+            report = evaluate_folder(
+                folder, model or BICUBIC, scale=scale, device=device, precision=precision, crops=crops
+            )
+    else:
+        if scale not in (None, 1):
+            raise ConfigError(f"--scale {scale} does not apply to --noise: a denoiser keeps the image size")
+        if frames is not None:
+            raise ConfigError("--frames applies to a video clip; --noise scores a folder of images")
+        if model in CLASSIC_KERNELS:
+            raise ConfigError(
+                f"{model} is a resizer, not a denoiser; with --noise use a denoiser checkpoint or -m none"
+            )
+        report = evaluate_denoising(
+            folder, model or NOISY_BASELINE, sigma=noise, device=device, precision=precision, crops=crops
+        )
     text = format_report(report, report_format)
     if out is not None:
         path = Path(out)

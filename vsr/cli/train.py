@@ -22,9 +22,15 @@ def _format_record(record: dict[str, Any], total: int) -> str:
     parts = [f"step {record['step']}/{total}"]
     if record.get("loss") is not None:
         parts.append(f"loss {record['loss']:.5f}")
+    if "d_loss" in record:
+        parts.append(f"g_adv {record['g_adv']:.4f}  d_loss {record['d_loss']:.4f}")
     parts.append(f"lr {record['lr']:.2e}")
     if "val_psnr_y" in record:
         parts.append(f"val {record['val_psnr_y']:.3f} dB")
+    if "val_psnr_rgb" in record:  # a denoiser's, at sigma 25
+        parts.append(f"val {record['val_psnr_rgb']:.3f} dB RGB")
+    if "val_gradient_ratio" in record:
+        parts.append(f"sharpness {record['val_gradient_ratio']:.3f}")
     parts.append(f"{record['steps_per_s']:.2f} steps/s")
     minutes, seconds = divmod(int(record["seconds"]), 60)
     parts.append(f"{minutes}:{seconds:02d}")
@@ -64,7 +70,7 @@ def train_command(
     ] = False,
     device: Annotated[str, Opt(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
-    """Train a super-resolution model from a TOML recipe; resumable, seeded, logged to RUN_DIR/log.jsonl."""
+    """Train an SR model or a denoiser from a TOML recipe; resumable, seeded, logged to RUN_DIR/log.jsonl."""
     started = time.monotonic()  # --max-minutes covers setup (imports, decoding images) too
     from vsr.train import Trainer, export_run, load_recipe
 

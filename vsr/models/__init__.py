@@ -1,4 +1,4 @@
-"""Super-resolution models: architectures, detection from state dicts, and checkpoint loading.
+"""Super-resolution and denoising models: architectures, detection from state dicts, and checkpoint loading.
 
 >>> loaded = load_model("realesr-animevideov3.pth")
 >>> loaded.descriptor.scale, loaded.descriptor.architecture
@@ -7,7 +7,8 @@
 
 from vsr.models.classic import ClassicResize
 from vsr.models.compact import SRVGGNetCompact
-from vsr.models.descriptor import LoadedModel, ModelDescriptor, Precision
+from vsr.models.denoise import FFDNet
+from vsr.models.descriptor import LoadedModel, ModelDescriptor, Precision, Task
 from vsr.models.loading import BUILTIN_MODELS, load_model, load_state_dict
 from vsr.models.registry import ARCHITECTURES, Architecture, ArchitectureRegistry
 from vsr.models.rrdb import RRDBNet
@@ -22,11 +23,13 @@ __all__ = [
     "Architecture",
     "ArchitectureRegistry",
     "ClassicResize",
+    "FFDNet",
     "LoadedModel",
     "ModelDescriptor",
     "Precision",
     "RRDBNet",
     "SRVGGNetCompact",
+    "Task",
     "load_model",
     "load_state_dict",
 ]

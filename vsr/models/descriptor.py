@@ -8,24 +8,31 @@ from typing import Literal
 
 from torch import nn
 
-__all__ = ["LoadedModel", "ModelDescriptor", "Precision"]
+__all__ = ["LoadedModel", "ModelDescriptor", "Precision", "Task"]
 
 Precision = Literal["fp32", "fp16", "bf16"]
+Task = Literal["sr", "denoise"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelDescriptor:
-    """Facts about a super-resolution model that padding, batching, tiling and engines read.
+    """Facts about a model that padding, batching, tiling and engines read.
 
     The model maps ``N x in_channels x H x W`` RGB in [0, 1] (float) to
     ``N x out_channels x scale*H x scale*W``; H and W must be multiples of ``size_multiple``
     (the caller pads). ``receptive_radius`` is how many input pixels around a pixel influence
     its output: the minimum tile overlap for seamless tiling.
+
+    ``task`` says how the module is called: ``"sr"``, ``module(x)``; ``"denoise"``,
+    ``module(x, sigma)`` with scale 1, sigma being the noise level in the image's [0, 1] units
+    (sigma/255), a float or one value per image. The noise level is an input of the model, not
+    a pixel channel of the video, so ``in_channels`` stays 3.
     """
 
-    architecture: str  # "compact", "rrdb", "bicubic", "lanczos", ...
+    architecture: str  # "compact", "rrdb", "ffdnet", "bicubic", "lanczos", ...
     name: str  # what the user named: a built-in name or the checkpoint's file name
     scale: int
+    task: Task = "sr"
     in_channels: int = 3
     out_channels: int = 3
     size_multiple: int = 1
@@ -38,7 +45,8 @@ class ModelDescriptor:
 
     def summary(self) -> str:
         hp = ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items())
-        return f"{self.name} ({self.architecture} x{self.scale}{', ' + hp if hp else ''})"
+        what = f"x{self.scale}" if self.task == "sr" else "denoiser"
+        return f"{self.name} ({self.architecture} {what}{', ' + hp if hp else ''})"
 
 
 @dataclass(frozen=True)

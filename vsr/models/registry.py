@@ -15,6 +15,7 @@ from typing import Protocol
 from torch import Tensor
 
 from vsr.models.compact import build_compact, is_compact
+from vsr.models.denoise import build_ffdnet, is_ffdnet
 from vsr.models.descriptor import LoadedModel
 from vsr.models.rrdb import build_rrdb, is_rrdb
 
@@ -62,11 +63,13 @@ class ArchitectureRegistry:
         return len(self._entries)
 
 
-# The two detectors are mutually exclusive (compact accepts nothing but body.N keys), so this
-# order only matters for entries added later: put the more specific detector first.
+# The detectors are mutually exclusive (compact accepts nothing but body.N keys, ffdnet nothing
+# but conv_in, body.N and conv_out, rrdb needs conv_first), so this order only matters for
+# entries added later: put the more specific detector first.
 ARCHITECTURES = ArchitectureRegistry(
     [
         Architecture(id="compact", detect=is_compact, build=build_compact),
         Architecture(id="rrdb", detect=is_rrdb, build=build_rrdb),
+        Architecture(id="ffdnet", detect=is_ffdnet, build=build_ffdnet),
     ]
 )

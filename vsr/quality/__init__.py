@@ -1,4 +1,4 @@
-"""Image quality evaluation with the standard super-resolution protocol.
+"""Image quality evaluation with the standard super-resolution and colour-denoising protocols.
 
 >>> report = evaluate_folder("../shared/data/images/eval/Set5", "bicubic", scale=4)
 >>> round(report.mean_psnr_y, 2)
@@ -6,6 +6,13 @@
 """
 
 from vsr.quality.crops import central_crop, side_by_side, write_comparison
+from vsr.quality.denoising import (
+    NOISY_BASELINE,
+    REPORT_SIGMAS,
+    ModelDenoiser,
+    add_gaussian_noise,
+    evaluate_denoising,
+)
 from vsr.quality.evaluate import BICUBIC, IMAGE_SUFFIXES, ModelUpscaler, evaluate_folder, find_images
 from vsr.quality.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y
 from vsr.quality.protocol import (
@@ -18,24 +25,46 @@ from vsr.quality.protocol import (
     score,
     to_uint8,
 )
-from vsr.quality.report import EvalReport, ImageResult, ReportFormat, format_report, mean_line
+from vsr.quality.report import (
+    DenoiseReport,
+    DenoiseResult,
+    EvalReport,
+    ImageResult,
+    ReportFormat,
+    format_report,
+    mean_line,
+)
+from vsr.quality.sharpness import gradient_ratio, mean_gradient_magnitude
+from vsr.quality.video import clip_frames, evaluate_clip, frame_to_rgb
 
 __all__ = [
     "BICUBIC",
     "IMAGE_SUFFIXES",
+    "NOISY_BASELINE",
+    "REPORT_SIGMAS",
+    "DenoiseReport",
+    "DenoiseResult",
     "EvalReport",
     "ImageResult",
     "ImageScores",
+    "ModelDenoiser",
     "ModelUpscaler",
     "ReportFormat",
+    "add_gaussian_noise",
     "bicubic_upscale",
     "central_crop",
+    "clip_frames",
     "degrade",
+    "evaluate_clip",
+    "evaluate_denoising",
     "evaluate_folder",
     "find_images",
     "format_report",
+    "frame_to_rgb",
+    "gradient_ratio",
     "imresize",
     "load_image",
+    "mean_gradient_magnitude",
     "mean_line",
     "modcrop",
     "psnr",

@@ -41,6 +41,11 @@ class ModelUpscaler:
 
     def __init__(self, loaded: LoadedModel, *, device: str = "auto", precision: str = "fp32") -> None:
         d = loaded.descriptor
+        if d.task != "sr":
+            raise ModelError(
+                f"model {d.name} is a denoiser, not a super-resolution model; "
+                "evaluate it with --noise SIGMA (e.g. --noise 25)"
+            )
         if d.in_channels != 3 or d.out_channels != 3:
             raise ModelError(
                 f"model {d.name} maps {d.in_channels} to {d.out_channels} channels; evaluation needs an RGB model"

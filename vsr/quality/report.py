@@ -1,4 +1,8 @@
-"""An evaluation's results and their renderings: a markdown table, CSV and JSON."""
+"""An evaluation's results and their renderings: a markdown table, CSV and JSON.
+
+`EvalReport` is the super-resolution protocol's, `DenoiseReport` the denoising protocol's
+(`vsr.quality.denoising`); `format_report` and `mean_line` take either.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,26 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-__all__ = ["EvalReport", "ImageResult", "ReportFormat", "format_report", "mean_line"]
+__all__ = [
+    "DenoiseReport",
+    "DenoiseResult",
+    "EvalReport",
+    "ImageResult",
+    "ReportFormat",
+    "format_report",
+    "mean_line",
+]
 
 ReportFormat = Literal["md", "csv", "json"]
 
 PROTOCOL = (
     "HR modcropped to the scale; LR = MATLAB imresize(HR, 1/scale, 'bicubic') rounded to uint8; "
     "Y = MATLAB rgb2ycbcr on uint8 (rounded), scale pixels shaved from each border"
+)
+DENOISE_PROTOCOL = (
+    "noisy = clean + sigma * N(0, 1) per channel in float64 on 0..255, not clipped or rounded, "
+    "noise from numpy default_rng((seed, image index in name order)); output clipped and rounded to "
+    "uint8; PSNR over RGB on 0..255 with no border cut; SSIM the mean of the three channels'"
 )
 
 
@@ -35,6 +52,9 @@ class EvalReport:
     model: str  # the descriptor's summary, or "bicubic"
     scale: int
     rows: tuple[ImageResult, ...]
+    # what a row is ("image", or "frame" for a video clip); only the summary line says it, so one
+    # parser reads the tables, CSV and JSON of both
+    unit: str = "image"
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -114,22 +134,100 @@ def _csv(report: EvalReport) -> str:
     return buf.getvalue()
 
 
-def format_report(report: EvalReport, fmt: ReportFormat = "md") -> str:
+@dataclass(frozen=True, kw_only=True)
+class DenoiseResult:
+    name: str
+    width: int
+    height: int
+    psnr_rgb: float
+    ssim_rgb: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenoiseReport:
+    folder: str
+    model: str  # the checkpoint's name, or "none (noisy input)"
+    sigma: float  # on the 0..255 scale
+    seed: int
+    rows: tuple[DenoiseResult, ...]
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ValueError("an evaluation report needs at least one image")
+
+    @property
+    def mean_psnr_rgb(self) -> float:
+        return math.fsum(r.psnr_rgb for r in self.rows) / len(self.rows)
+
+    @property
+    def mean_ssim_rgb(self) -> float:
+        return math.fsum(r.ssim_rgb for r in self.rows) / len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON; an infinite PSNR (identical images) becomes ``None``."""
+
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {
+            "folder": self.folder,
+            "model": self.model,
+            "sigma": self.sigma,
+            "seed": self.seed,
+            "protocol": DENOISE_PROTOCOL,
+            "images": [
+                {
+                    "name": r.name,
+                    "width": r.width,
+                    "height": r.height,
+                    "psnr_rgb": num(r.psnr_rgb),
+                    "ssim_rgb": r.ssim_rgb,
+                }
+                for r in self.rows
+            ],
+            "mean": {"psnr_rgb": num(self.mean_psnr_rgb), "ssim_rgb": self.mean_ssim_rgb},
+        }
+
+
+def _denoise_markdown(report: DenoiseReport) -> str:
+    lines = ["| image | size | PSNR-RGB (dB) | SSIM-RGB |", "|---|---|---:|---:|"]
+    for r in report.rows:
+        lines.append(f"| {r.name} | {r.width}x{r.height} | {r.psnr_rgb:.2f} | {r.ssim_rgb:.4f} |")
+    lines.append(f"| **mean** | | **{report.mean_psnr_rgb:.2f}** | **{report.mean_ssim_rgb:.4f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def _denoise_csv(report: DenoiseReport) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image", "width", "height", "psnr_rgb", "ssim_rgb"])
+    for r in report.rows:
+        writer.writerow([r.name, r.width, r.height, repr(r.psnr_rgb), repr(r.ssim_rgb)])
+    writer.writerow(["mean", "", "", repr(report.mean_psnr_rgb), repr(report.mean_ssim_rgb)])
+    return buf.getvalue()
+
+
+def format_report(report: EvalReport | DenoiseReport, fmt: ReportFormat = "md") -> str:
     """The report as a markdown table, CSV (one row per image, then the mean) or JSON."""
     if fmt == "md":
-        return _markdown(report)
+        return _denoise_markdown(report) if isinstance(report, DenoiseReport) else _markdown(report)
     if fmt == "csv":
-        return _csv(report)
+        return _denoise_csv(report) if isinstance(report, DenoiseReport) else _csv(report)
     if fmt == "json":
         # allow_nan=False: strict JSON, which to_dict guarantees by mapping inf to null.
         return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(get_args(ReportFormat))}")
 
 
-def mean_line(report: EvalReport) -> str:
+def mean_line(report: EvalReport | DenoiseReport) -> str:
     """One line with the means, the figure people quote."""
+    if isinstance(report, DenoiseReport):
+        return (
+            f"{report.model} at sigma {report.sigma:g} on {len(report.rows)} images: "
+            f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB, SSIM-RGB {report.mean_ssim_rgb:.4f}"
+        )
     return (
-        f"{report.model} x{report.scale} on {len(report.rows)} images: "
+        f"{report.model} x{report.scale} on {len(report.rows)} {report.unit}s: "
         f"PSNR-Y {report.mean_psnr_y:.2f} dB, SSIM-Y {report.mean_ssim_y:.4f}, "
         f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB"
     )

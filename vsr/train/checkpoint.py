@@ -5,6 +5,8 @@ gradient-scaler states, the step, torch's random generators, the recipe and the 
 Data batches need no state (they are a function of seed and step). It is written to a temporary
 file and renamed over ``last.pt``, so a run killed mid-write leaves the previous checkpoint
 intact, and it is read with ``torch.load(weights_only=True)``: only tensors and plain data.
+A GAN run's checkpoint adds its discriminator's states (`vsr.train.gan_step.GAN_STATE_KEYS`) to
+the same format; a PSNR run's has none and reads as before.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 # is logged or scored, not what is trained.
 _RESUMABLE_CHANGES = frozenset({"name", "steps", "log_every", "val_every", "checkpoint_every"})
 _DATA_RESUMABLE_CHANGES = frozenset({"val", "report"})
+# Top-level recipe keys added after checkpoints were written: a recipe saved without one trained
+# with its default, so a format-1 SR checkpoint still resumes under today's recipe.
+_ADDED_DEFAULTS: dict[str, Any] = {"task": "sr"}
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = 1
 _REQUIRED = ("format", "step", "recipe", "model", "ema", "optimizer", "scheduler", "rng")
@@ -102,7 +107,7 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def _comparable(recipe: dict[str, Any]) -> dict[str, Any]:
-    plain = json.loads(json.dumps(recipe))  # tuples and lists alike
+    plain = {**_ADDED_DEFAULTS, **json.loads(json.dumps(recipe))}  # tuples and lists alike
     data = {k: v for k, v in plain.pop("data", {}).items() if k not in _DATA_RESUMABLE_CHANGES}
     return {**{k: v for k, v in plain.items() if k not in _RESUMABLE_CHANGES}, "data": data}
 

@@ -29,6 +29,7 @@ __all__ = [
     "AUGMENTATIONS",
     "TRAIN_SUFFIXES",
     "PatchDataset",
+    "PatchSampler",
     "dihedral",
     "find_training_images",
     "load_image_bank",
@@ -129,8 +130,8 @@ def load_image_bank(
     return bank
 
 
-class PatchDataset:
-    """Random HR patches (crop, flip, 90° rotation) and their degraded LR inputs, seeded."""
+class PatchSampler:
+    """Random ground-truth patches (crop, flip, 90° rotation), seeded; subclasses make the inputs."""
 
     def __init__(
         self,
@@ -138,11 +139,8 @@ class PatchDataset:
         *,
         patch_size: int,
         batch_size: int,
-        degradation: Degradation,
         seed: int,
     ) -> None:
-        if patch_size % degradation.scale:
-            raise ValueError(f"patch size {patch_size} is not a multiple of scale {degradation.scale}")
         small = [i for i, img in enumerate(images) if min(img.shape[:2]) < patch_size]
         if small:
             raise ValueError(f"images {small} are smaller than the {patch_size}-pixel patch")
@@ -151,7 +149,6 @@ class PatchDataset:
         self.images = list(images)
         self.patch_size = patch_size
         self.batch_size = batch_size
-        self.degradation = degradation
         self.seed = seed
         # Large images hold more distinct patches: draw an image with probability ~ its area, so
         # a 2560x1600 photograph is not seen as often as a 500x500 one per pixel.
@@ -168,10 +165,36 @@ class PatchDataset:
         code = int(rng.integers(0, AUGMENTATIONS))
         return np.ascontiguousarray(dihedral(img[top : top + p, left : left + p], code))
 
-    def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """``(lr, hr)`` for a training step: float32 ``N x 3 x h x w`` in [0, 1], on the CPU."""
+    def hr_batch(self, step: int) -> Tensor:
+        """The ground-truth patches of a training step: uint8 ``N x 3 x patch x patch``."""
         first = step * self.batch_size
         patches = np.stack([self.hr_patch(first + i) for i in range(self.batch_size)])
-        hr = torch.from_numpy(patches).permute(0, 3, 1, 2).contiguous()
-        lr = self.degradation(hr, np.random.default_rng((self.seed, _DEGRADE_STREAM, step)))
+        return torch.from_numpy(patches).permute(0, 3, 1, 2).contiguous()
+
+    def degradation_rng(self, step: int) -> np.random.Generator:
+        """The generator a step's degradation draws from, apart from the patch generators."""
+        return np.random.default_rng((self.seed, _DEGRADE_STREAM, step))
+
+
+class PatchDataset(PatchSampler):
+    """Random HR patches (crop, flip, 90° rotation) and their degraded LR inputs, seeded."""
+
+    def __init__(
+        self,
+        images: Sequence[NDArray[np.uint8]],
+        *,
+        patch_size: int,
+        batch_size: int,
+        degradation: Degradation,
+        seed: int,
+    ) -> None:
+        if patch_size % degradation.scale:
+            raise ValueError(f"patch size {patch_size} is not a multiple of scale {degradation.scale}")
+        super().__init__(images, patch_size=patch_size, batch_size=batch_size, seed=seed)
+        self.degradation = degradation
+
+    def batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """``(lr, hr)`` for a training step: float32 ``N x 3 x h x w`` in [0, 1], on the CPU."""
+        hr = self.hr_batch(step)
+        lr = self.degradation(hr, self.degradation_rng(step))
         return lr, hr.to(torch.float32) / 255.0

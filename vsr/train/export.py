@@ -1,10 +1,11 @@
 """Export trained (EMA) weights as ``.safetensors`` with the metadata a shipped model carries.
 
 The header's ``__metadata__`` (strings only, as the format requires) says what the file is:
-architecture, scale, hyperparameters, parameter count, FLOPs per input pixel, the recipe that made
-it and how long it trained, and evaluation scores measured on the exported file itself by the
-`vsr eval` code (`evaluate_folder`), so a score can never describe weights other than these. The
-file's sha256 is not inside it (it cannot be); whoever lists the file computes it.
+task, architecture, scale, hyperparameters, parameter count, FLOPs per input pixel, the recipe
+that made it and how long it trained, and evaluation scores measured on the exported file itself
+by the `vsr eval` code (`evaluate_folder`; for a denoiser `evaluate_denoising` at sigma 15, 25
+and 50), so a score can never describe weights other than these. The file's sha256 is not inside
+it (it cannot be); whoever lists the file computes it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import nn
 from vsr import __version__
 from vsr.errors import ConfigError, ModelError, OutputError
 from vsr.models import load_model
-from vsr.quality import evaluate_folder
+from vsr.quality import REPORT_SIGMAS, evaluate_denoising, evaluate_folder
 from vsr.train.checkpoint import load_checkpoint
 from vsr.train.flops import conv_flops_per_pixel, parameter_count
 from vsr.train.models import build_model
@@ -76,7 +77,10 @@ def _portable(recipe: dict[str, Any]) -> dict[str, Any]:
     data["train"] = [short(p) for p in data["train"]]
     data["report"] = [short(p) for p in data["report"]]
     data["val"] = short(data["val"])
-    return {**recipe, "data": data}
+    portable = {**recipe, "data": data}
+    if recipe.get("gan") and recipe["gan"].get("init_from"):  # the PSNR stage's weights: its run
+        portable["gan"] = {**recipe["gan"], "init_from": short(recipe["gan"]["init_from"])}
+    return portable
 
 
 def _scores(path: Path, folders: Sequence[str], scale: int, device: str) -> dict[str, dict[str, float]]:
@@ -89,6 +93,22 @@ def _scores(path: Path, folders: Sequence[str], scale: int, device: str) -> dict
             "psnr_rgb": round(report.mean_psnr_rgb, 4),
             "images": len(report.rows),
         }
+    return scores
+
+
+def _denoise_scores(path: Path, folders: Sequence[str], device: str) -> dict[str, dict[str, Any]]:
+    # One entry per noise level of the published colour-denoising tables.
+    scores: dict[str, dict[str, Any]] = {}
+    for folder in folders:
+        by_sigma = {}
+        for sigma in REPORT_SIGMAS:
+            report = evaluate_denoising(folder, str(path), sigma=sigma, device=device, precision="fp32")
+            by_sigma[f"sigma{sigma}"] = {
+                "psnr_rgb": round(report.mean_psnr_rgb, 4),
+                "ssim_rgb": round(report.mean_ssim_rgb, 6),
+                "images": len(report.rows),
+            }
+        scores[Path(folder).name] = by_sigma
     return scores
 
 
@@ -112,9 +132,12 @@ def export_weights(
         raise OutputError(f"export {out} must end in .safetensors")
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
     cpu_copy = _cpu_float_copy(module)
-    flops = conv_flops_per_pixel(cpu_copy)
+    denoiser = recipe.task == "denoise"
+    # a denoiser's second input is its noise level; the convolutions cost the same at any
+    flops = conv_flops_per_pixel(cpu_copy, *((0.0,) if denoiser else ()))
     meta: dict[str, str] = {
         "format": METADATA_FORMAT,
+        "task": recipe.task,
         "architecture": recipe.model.architecture,
         "scale": str(recipe.scale),
         "hyperparameters": json.dumps(dict(recipe.model.hyperparameters), sort_keys=True),
@@ -140,7 +163,12 @@ def export_weights(
                 f"{recipe.model.architecture} x{recipe.scale}; this is a bug in the export"
             )
         if eval_folders:
-            meta["eval"] = json.dumps(_scores(tmp, eval_folders, recipe.scale, device), sort_keys=True)
+            scores = (
+                _denoise_scores(tmp, eval_folders, device)
+                if denoiser
+                else _scores(tmp, eval_folders, recipe.scale, device)
+            )
+            meta["eval"] = json.dumps(scores, sort_keys=True)
             _write_safetensors(tensors, tmp, meta)
         os.replace(tmp, out)
     except OSError as exc:

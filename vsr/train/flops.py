@@ -24,8 +24,11 @@ def _conv_flops(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -
     return 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
 
 
-def conv_flops(module: nn.Module, input_shape: tuple[int, int, int, int]) -> int:
-    """FLOPs of the convolutions in one forward pass on an input of ``input_shape`` (N, C, H, W)."""
+def conv_flops(module: nn.Module, input_shape: tuple[int, int, int, int], *args: object) -> int:
+    """FLOPs of the convolutions in one forward pass on an input of ``input_shape`` (N, C, H, W).
+
+    ``args`` follow the image in the call: a denoiser's noise level, for instance.
+    """
     total = 0
 
     def hook(mod: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
@@ -45,7 +48,7 @@ def conv_flops(module: nn.Module, input_shape: tuple[int, int, int, int]) -> int
     module.eval()
     try:
         with torch.no_grad():
-            module(torch.zeros(input_shape, device=device, dtype=dtype))
+            module(torch.zeros(input_shape, device=device, dtype=dtype), *args)
     finally:
         for h in handles:
             h.remove()
@@ -53,13 +56,13 @@ def conv_flops(module: nn.Module, input_shape: tuple[int, int, int, int]) -> int
     return total
 
 
-def conv_flops_per_pixel(module: nn.Module, *, in_channels: int = 3, size: int = 32) -> float:
-    """Convolution FLOPs per input pixel, measured on a ``size x size`` input.
+def conv_flops_per_pixel(module: nn.Module, *args: object, in_channels: int = 3, size: int = 32) -> float:
+    """Convolution FLOPs per input pixel, measured on a ``size x size`` input (``args`` as `conv_flops`).
 
     Exact for "same"-padded fully convolutional networks; ``size`` must be a multiple of the
     model's size multiple.
     """
-    return conv_flops(module, (1, in_channels, size, size)) / (size * size)
+    return conv_flops(module, (1, in_channels, size, size), *args) / (size * size)
 
 
 def parameter_count(module: nn.Module) -> int:

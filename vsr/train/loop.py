@@ -2,8 +2,11 @@
 
 A run lives in a folder: ``last.pt`` (the checkpoint, see `vsr.train.checkpoint`), ``log.jsonl``
 (one record per log interval: step, loss, lr, seconds, steps/s and, when validated, the EMA
-weights' Y-PSNR) and ``recipe.json``. A run resumed from ``last.pt`` continues exactly as if it
-had never stopped: batches depend only on (seed, step), and every other state is in the checkpoint.
+weights' Y-PSNR; a denoiser's RGB PSNR at sigma 25, ``val_psnr_rgb``) and ``recipe.json``. A run
+resumed from ``last.pt`` continues exactly as if it had never stopped: batches depend only on
+(seed, step), and every other state is in the checkpoint.
+A recipe with ``[gan]`` also trains a discriminator (`vsr.train.gan_step.GanStage`) each step,
+before the generator; its state joins the checkpoint, never the exported weights.
 
 Stopping: the recipe's last step; ``max_minutes`` (the loop stops early enough to save a checkpoint
 inside the budget); ``request_stop()`` (the CLI calls it on SIGINT/SIGTERM); or ``stop_at``.
@@ -11,7 +14,6 @@ inside the budget); ``request_stop()`` (the CLI calls it on SIGINT/SIGTERM); or 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -29,7 +31,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from vsr import __version__
-from vsr.backends.device import cpu_has_fast_bf16, resolve_device
+from vsr.backends.device import resolve_device
 from vsr.errors import ConfigError
 from vsr.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -42,10 +44,13 @@ from vsr.train.checkpoint import (
 )
 from vsr.train.data import PatchDataset, load_image_bank
 from vsr.train.degradations import make_degradation
+from vsr.train.denoise import DenoiseValidationSet, NoisyPatchDataset, make_noise
 from vsr.train.export import export_weights
+from vsr.train.gan_step import GanStage, load_generator_weights
 from vsr.train.losses import make_loss
 from vsr.train.models import build_model
-from vsr.train.optim import EMA, build_optimizer, build_scheduler
+from vsr.train.optim import EMA, advance_schedule, build_optimizer, build_scheduler
+from vsr.train.precision import AMP_DTYPES, autocast, resolve_training_precision
 from vsr.train.recipe import Recipe
 from vsr.train.validate import ValidationSet
 
@@ -56,20 +61,6 @@ log = logging.getLogger(__name__)
 LOG_NAME = "log.jsonl"
 StopReason = Literal["done", "time", "interrupted", "stop_at"]
 Record = dict[str, Any]
-_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_training_precision(requested: str, device: torch.device) -> Literal["fp32", "bf16", "fp16"]:
-    """auto: bf16 on CUDA GPUs that have it (fp16 otherwise) and on CPUs with native bf16, else fp32."""
-    if requested == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    if requested == "fp16" and device.type != "cuda":
-        raise ConfigError('fp16 training needs a CUDA GPU; use precision = "bf16" or "fp32" on the CPU')
-    if requested not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"unknown precision {requested!r}; use auto, fp32, bf16 or fp16")
-    return requested  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +113,7 @@ class Trainer:
         self.on_record = on_record
         self.device = resolve_device(device)
         self.precision = resolve_training_precision(recipe.precision, self.device)
-        self._amp_dtype = _AMP_DTYPES.get(self.precision)
+        self._amp_dtype = AMP_DTYPES.get(self.precision)
 
         built = build_model(recipe)
         self.descriptor = built.descriptor
@@ -130,6 +121,8 @@ class Trainer:
         self.model = (
             built.module.to(self.device, memory_format=torch.channels_last).train().requires_grad_(True)
         )
+        if recipe.gan is not None and recipe.gan.init_from and checkpoint is None:
+            load_generator_weights(self.model, recipe.gan.init_from, self.descriptor)
         self.ema = EMA(self.model, recipe.ema_decay)
         self.optimizer = build_optimizer(self.model.parameters(), recipe.optimizer)
         self.scheduler = build_scheduler(
@@ -138,10 +131,16 @@ class Trainer:
         # Only fp16 needs loss scaling; disabled, the scaler passes everything through unchanged.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.loss_fn = make_loss(recipe.loss)
+        self.gan = (
+            GanStage(recipe, total_steps=self.total_steps, device=self.device, amp_dtype=self._amp_dtype)
+            if recipe.gan is not None
+            else None
+        )
         self.step = 0
         self.last_lr = recipe.optimizer.lr
         self._seconds_before = 0.0
         self._val_psnr: float | None = None
+        self._val_gradient_ratio: float | None = None
         if checkpoint is not None:
             self._restore(checkpoint)
         self._truncate_log()
@@ -153,14 +152,27 @@ class Trainer:
                 max_side=recipe.data.max_side,
                 min_side=recipe.data.patch_size,
             )
-        self.data = PatchDataset(
-            images,
-            patch_size=recipe.data.patch_size,
-            batch_size=recipe.data.batch,
-            degradation=make_degradation(recipe.data.degradation, recipe.scale),
-            seed=recipe.seed,
-        )
-        self.validation = ValidationSet(recipe.data.val, recipe.scale)
+        self.data: PatchDataset | NoisyPatchDataset
+        self.validation: ValidationSet | DenoiseValidationSet
+        if recipe.task == "denoise":
+            # batches are (noisy, clean, sigma): train_step passes sigma to the model
+            self.data = NoisyPatchDataset(
+                images,
+                patch_size=recipe.data.patch_size,
+                batch_size=recipe.data.batch,
+                noise=make_noise(recipe.data.degradation),
+                seed=recipe.seed,
+            )
+            self.validation = DenoiseValidationSet(recipe.data.val)
+        else:
+            self.data = PatchDataset(
+                images,
+                patch_size=recipe.data.patch_size,
+                batch_size=recipe.data.batch,
+                degradation=make_degradation(recipe.data.degradation, recipe.scale),
+                seed=recipe.seed,
+            )
+            self.validation = ValidationSet(recipe.data.val, recipe.scale)
         self._stop = threading.Event()
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
@@ -183,6 +195,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "vsr_version": __version__,
+            **(self.gan.state_dict() if self.gan is not None else {}),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -194,6 +207,8 @@ class Trainer:
         self.scheduler.lr_lambdas[0].total = self.total_steps  # type: ignore[attr-defined]
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.gan is not None:
+            self.gan.load_state_dict(state, total_steps=self.total_steps)
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         self._seconds_before = float(state["seconds"])
@@ -222,35 +237,48 @@ class Trainer:
         """Finish the current step, save a checkpoint and return from `run` (signal-safe)."""
         self._stop.set()
 
-    def train_step(self, lr: Tensor, hr: Tensor) -> Tensor:
-        """One optimiser step on a batch; returns the (detached) loss."""
+    def train_step(self, lr: Tensor, hr: Tensor, sigma: Tensor | None = None) -> Tensor:
+        """One optimiser step on a batch (a GAN run: the discriminator's, then the generator's);
+        returns the generator's (detached) loss. A denoiser's batch has its noise levels, ``sigma``."""
         self.model.train()
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         hr = hr.to(self.device, non_blocking=True)
-        amp = (
-            torch.autocast(self.device.type, dtype=self._amp_dtype)
-            if self._amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with amp:
-            out = self.model(lr)
-        loss = self.loss_fn(out, hr)
+        # during the discriminator's warm-up the generator only makes its fakes
+        trains = self.gan is None or self.gan.trains_generator(self.step)
+        with autocast(self.device, self._amp_dtype), torch.set_grad_enabled(trains):
+            out = self.model(lr) if sigma is None else self.model(lr, sigma.to(self.device))
+        if self.gan is not None:
+            self.gan.discriminator_step(hr, out)
+        with torch.set_grad_enabled(trains):
+            loss = self.loss_fn(out, hr)
+            if self.gan is not None:
+                loss = self.gan.generator_loss(out, hr, loss)
         # the rate this step uses: the scheduler moves on to the next step's below
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.recipe.optimizer.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optimizer.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.ema.update(self.model)
+        if trains:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.recipe.optimizer.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optimizer.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        advance_schedule(self.scheduler)  # in the discriminator's warm-up too
+        if trains:
+            self.ema.update(self.model)
         self.step += 1
         return loss.detach()
 
     def validate(self) -> float:
-        self._val_psnr = self.validation.psnr_y(self.ema.module, self.descriptor, device=str(self.device))
+        """The EMA weights' mean Y-PSNR on the val folder (their gradient ratio is kept too); a
+        denoiser's mean RGB PSNR at sigma 25."""
+        if isinstance(self.validation, DenoiseValidationSet):
+            self._val_psnr = self.validation.psnr_rgb(
+                self.ema.module, self.descriptor, device=str(self.device)
+            )
+            return self._val_psnr
+        scores = self.validation.scores(self.ema.module, self.descriptor, device=str(self.device))
+        self._val_psnr, self._val_gradient_ratio = scores.psnr_y, scores.gradient_ratio
         return self._val_psnr
 
     def _mean_loss(self) -> float | None:
@@ -319,10 +347,15 @@ class Trainer:
                 }
                 self._loss_sum.zero_()
                 self._loss_count = 0
+                if self.gan is not None:
+                    record.update(self.gan.log_means())
                 record["steps_per_s"] = round((self.step - log_step) / max(now - log_start, 1e-9), 3)
                 if validate:
                     t_val = time.monotonic()
-                    record["val_psnr_y"] = round(self.validate(), 4)
+                    denoiser = self.recipe.task == "denoise"
+                    record["val_psnr_rgb" if denoiser else "val_psnr_y"] = round(self.validate(), 4)
+                    if not denoiser:
+                        record["val_gradient_ratio"] = round(self._val_gradient_ratio or 0.0, 4)
                     val_s = time.monotonic() - t_val
                 record["seconds"] = round(self._seconds_before + time.monotonic() - start, 1)
                 self._write(record)

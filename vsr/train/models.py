@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from vsr.errors import ConfigError
-from vsr.models import ARCHITECTURES, LoadedModel, RRDBNet, SRVGGNetCompact
+from vsr.models import ARCHITECTURES, FFDNet, LoadedModel, RRDBNet, SRVGGNetCompact
 from vsr.train.recipe import Recipe
 
 __all__ = ["build_model", "describe_module"]
@@ -25,6 +25,8 @@ def _construct(recipe: Recipe) -> nn.Module:
             return SRVGGNetCompact(3, 3, scale=recipe.scale, **hp)  # type: ignore[arg-type]
         if arch == "rrdb":
             return RRDBNet(3, 3, scale=recipe.scale, **hp)  # type: ignore[arg-type]
+        if arch == "ffdnet":
+            return FFDNet(3, **hp)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"recipe {recipe.name}: cannot build a {arch} model ({exc})") from None
     raise ConfigError(f"recipe {recipe.name}: architecture {arch!r} cannot be trained")
@@ -49,6 +51,17 @@ def build_model(recipe: Recipe, *, seed: int | None = None) -> LoadedModel:
     module = _construct(recipe)
     described = describe_module(module, name=recipe.name)
     d = described.descriptor
+    if d.task != recipe.task:
+        kind = "a denoiser" if d.task == "denoise" else "a super-resolution model"
+        raise ConfigError(
+            f"recipe {recipe.name}: a {d.architecture} model is {kind} but the recipe's task is "
+            f"{recipe.task!r}; set task = {d.task!r} or choose another architecture"
+        )
+    if (recipe.data.patch_size // recipe.scale) % d.size_multiple:
+        raise ConfigError(
+            f"recipe {recipe.name}: a {d.architecture} model needs input patches that are a multiple of "
+            f"{d.size_multiple}; data.patch_size {recipe.data.patch_size} gives {recipe.data.patch_size // recipe.scale}"
+        )
     # e.g. LeakyReLU leaves no tensors, so a compact model trained with it would load as ReLU
     differ = {
         k: d.hyperparameters[k]

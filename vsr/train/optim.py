@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from vsr.train.recipe import OptimizerSpec, ScheduleSpec
 
-__all__ = ["EMA", "LRFactor", "build_optimizer", "build_scheduler"]
+__all__ = ["EMA", "LRFactor", "advance_schedule", "build_optimizer", "build_scheduler"]
 
 
 def build_optimizer(params: Iterable[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
@@ -51,6 +52,17 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer, spec: ScheduleSpec, *, total_steps: int, base_lr: float
 ) -> LambdaLR:
     return LambdaLR(optimizer, LRFactor(spec, total_steps=total_steps, base_lr=base_lr))
+
+
+def advance_schedule(scheduler: LambdaLR) -> None:
+    """``scheduler.step()``, also where its optimiser has not stepped yet (a GAN's warm-up).
+
+    A generator waiting out the discriminator's warm-up still moves along its schedule, so its rate
+    stays a function of the step alone; torch warns about a schedule stepped before its optimiser.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        scheduler.step()
 
 
 class EMA:

@@ -8,10 +8,16 @@ from any current directory.
 
     scale = 2
     steps = 150_000
+    task = "sr" | "denoise"   (default "sr"; a denoise recipe has scale 1, an ffdnet model and
+                               a noise degradation, "gaussian-noise", see `vsr.train.denoise`)
     [model]      architecture = "compact", then its hyperparameters (num_feat, num_conv, ...)
     [data]       root, train, val, report, patch_size, batch, degradation, lossy_downscale, max_side
     [optimizer]  name = "adam" | "adamw", lr, betas, weight_decay, grad_clip
     [schedule]   name = "cosine" | "step", warmup_steps, min_lr, milestones, gamma
+    [gan]        optional: GAN fine-tuning (see `GanSpec`); its presence turns it on
+
+``[gan] init_from`` is relative to the recipe file (like ``[data] root``), not to the data root:
+it names another run's exported weights, which live with the runs, not with the data.
 """
 
 from __future__ import annotations
@@ -26,27 +32,32 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vsr.errors import ConfigError
+from vsr.train.denoise import NOISE_MODELS
 
 __all__ = [
     "DataSpec",
+    "GanSpec",
     "LossName",
     "ModelSpec",
     "OptimizerSpec",
     "PrecisionName",
     "Recipe",
     "ScheduleSpec",
+    "TaskName",
     "load_recipe",
     "recipe_from_dict",
 ]
 
 LossName = Literal["l1", "charbonnier"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
+TaskName = Literal["sr", "denoise"]
 
 # Hyperparameters each architecture's constructor takes from a recipe, and their types; scale
 # and channels come from the recipe itself.
 MODEL_HYPERPARAMETERS: dict[str, dict[str, type]] = {
     "compact": {"num_feat": int, "num_conv": int, "act_type": str},
     "rrdb": {"num_feat": int, "num_block": int, "num_grow_ch": int},
+    "ffdnet": {"num_feat": int, "depth": int},
 }
 
 
@@ -59,7 +70,7 @@ class ModelSpec:
 @dataclass(frozen=True, kw_only=True)
 class DataSpec:
     train: tuple[str, ...]  # folders searched recursively for images
-    val: str  # folder of ground-truth images scored during training (Y-PSNR)
+    val: str  # folder of ground truths scored during training (Y-PSNR; denoise: RGB PSNR at sigma 25)
     report: tuple[str, ...] = ()  # folders scored into the exported weights' metadata
     patch_size: int = 96  # high-resolution patch side, a multiple of the scale
     batch: int = 16
@@ -87,12 +98,35 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GanSpec:
+    """GAN fine-tuning: a discriminator trained alongside, and a generator loss of weighted terms.
+
+    Generator loss = pixel_weight * (the recipe's ``loss``) + gradient_weight * gradient L1
+    + ssim_weight * (1 - SSIM) + adversarial_weight * the adversarial loss. The discriminator has
+    its own Adam(W) (the recipe's optimizer name) with ``d_lr``/``d_betas``, on the recipe's
+    schedule scaled to ``d_lr``.
+    """
+
+    init_from: str = ""  # PSNR weights (.safetensors) of the same model to start from; "": random
+    loss: Literal["ragan", "hinge"] = "ragan"
+    pixel_weight: float = 1.0
+    gradient_weight: float = 0.0
+    ssim_weight: float = 0.0
+    adversarial_weight: float = 0.1
+    d_num_feat: int = 64  # discriminator width (Real-ESRGAN's U-Net: 64)
+    d_lr: float = 1e-4
+    d_betas: tuple[float, float] = (0.9, 0.99)
+    d_warmup_steps: int = 0  # the first steps train the discriminator only; the generator waits
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     name: str
     scale: int
     steps: int
     model: ModelSpec
     data: DataSpec
+    task: TaskName = "sr"
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     loss: LossName = "l1"
@@ -102,6 +136,7 @@ class Recipe:
     log_every: int = 100
     val_every: int = 1000
     checkpoint_every: int = 1000
+    gan: GanSpec | None = None
 
     def __post_init__(self) -> None:
         _check_recipe(self)
@@ -155,6 +190,52 @@ def _check_recipe(r: Recipe) -> None:
             )
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise ConfigError(f"recipe: model.{key} must be {known[key].__name__}, got {value!r}")
+    if r.gan is not None:
+        _check_gan(r.gan, r)
+    _check_task(r)
+
+
+def _check_task(r: Recipe) -> None:
+    # The model's side (an ffdnet is a denoiser, a compact is not) is checked by build_model,
+    # from the descriptor the registry gives the model.
+    noise = r.data.degradation in NOISE_MODELS
+    if r.task == "sr" and noise:
+        raise ConfigError(
+            f'recipe: data.degradation {r.data.degradation!r} is for task = "denoise"; '
+            "an SR recipe needs a resizing degradation such as 'bicubic'"
+        )
+    if r.task != "denoise":
+        return
+    if r.scale != 1:
+        raise ConfigError(
+            f"recipe: task 'denoise' needs scale = 1 (a denoiser keeps the size), got {r.scale}"
+        )
+    if not noise:
+        raise ConfigError(
+            f"recipe: task 'denoise' trains on noisy inputs: set data.degradation to one of "
+            f"{', '.join(NOISE_MODELS)}, not {r.data.degradation!r}"
+        )
+    if r.gan is not None:
+        raise ConfigError("recipe: [gan] fine-tuning is for SR recipes; remove it from a denoise recipe")
+
+
+def _check_gan(g: GanSpec, r: Recipe) -> None:
+    for name in ("pixel_weight", "gradient_weight", "ssim_weight", "adversarial_weight"):
+        if getattr(g, name) < 0:
+            raise ConfigError(f"recipe: gan.{name} must be >= 0, got {getattr(g, name)}")
+    _positive("gan.d_num_feat", g.d_num_feat)
+    _positive("gan.d_lr", g.d_lr)
+    if not 0 <= g.d_warmup_steps < r.steps:
+        raise ConfigError(f"recipe: gan.d_warmup_steps must be in [0, steps), got {g.d_warmup_steps}")
+    if r.data.patch_size % 8:
+        raise ConfigError(
+            f"recipe: data.patch_size {r.data.patch_size} must be a multiple of 8 for the discriminator "
+            "(it halves the patch three times)"
+        )
+    if g.ssim_weight > 0 and r.data.patch_size < 16:
+        raise ConfigError(f"recipe: gan.ssim_weight needs data.patch_size >= 16, got {r.data.patch_size}")
+    if g.init_from and not g.init_from.endswith(".safetensors"):
+        raise ConfigError(f"recipe: gan.init_from must be a .safetensors file, got {g.init_from!r}")
 
 
 def _matches(value: object, hint: object) -> bool:
@@ -234,7 +315,19 @@ def recipe_from_dict(data: Mapping[str, Any], *, name: str, base: Path | None = 
             data_table[key] = [resolve(str(p)) for p in data_table[key]]
     if isinstance(data_table.get("val"), str):
         data_table["val"] = resolve(data_table["val"])
+    gan_table = data.pop("gan", None)
+    if isinstance(gan_table, Mapping):
+        gan_table = dict(gan_table)
+        init_from = gan_table.get("init_from")
+        if (
+            isinstance(init_from, str)
+            and init_from
+            and base is not None
+            and not Path(init_from).is_absolute()
+        ):
+            gan_table["init_from"] = str((base / init_from).resolve())
     specs = {
+        "gan": None if gan_table is None else _build(GanSpec, gan_table, "gan"),
         "data": _build(DataSpec, data_table, "data"),
         "optimizer": _build(OptimizerSpec, data.pop("optimizer", {}), "optimizer"),
         "schedule": _build(ScheduleSpec, data.pop("schedule", {}), "schedule"),
@@ -249,6 +342,7 @@ class _TopLevel:
     # The recipe's scalar keys alone, so `_build` can check them before the sections are combined.
     scale: int
     steps: int
+    task: TaskName = "sr"
     loss: LossName = "l1"
     ema_decay: float = 0.999
     precision: PrecisionName = "auto"
