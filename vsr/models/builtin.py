@@ -39,6 +39,7 @@ __all__ = [
     "file_sha256",
     "load_builtin",
     "read_index",
+    "read_weights_metadata",
     "write_index",
 ]
 
@@ -75,7 +76,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
+def read_weights_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``.safetensors`` file's ``__metadata__``, with the JSON-valued entries decoded."""
     with safe_open(str(path), framework="pt") as f:
         meta: dict[str, Any] = dict(f.metadata() or {})
     for key in _JSON_METADATA:
@@ -120,7 +122,7 @@ def builtin_weights(folder: Path = WEIGHTS_DIR) -> dict[str, BuiltinWeights]:
             path=path,
             sha256=str(entry["sha256"]),
             bytes=int(entry["bytes"]),
-            metadata=_read_metadata(path),
+            metadata=read_weights_metadata(path),
         )
     return found
 

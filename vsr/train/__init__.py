@@ -31,6 +31,7 @@ from vsr.train.loop import LOG_NAME, StopReason, Trainer, TrainResult, resolve_t
 from vsr.train.losses import LOSSES, charbonnier_loss, gradient_loss, l1_loss, make_loss, ssim_loss
 from vsr.train.models import build_model
 from vsr.train.optim import EMA, LRFactor, build_optimizer, build_scheduler
+from vsr.train.realistic import RealisticDegradation, RealisticParams, degrade_realistic
 from vsr.train.recipe import (
     DataSpec,
     GanSpec,
@@ -64,6 +65,8 @@ __all__ = [
     "NoisyPatchDataset",
     "OptimizerSpec",
     "PatchDataset",
+    "RealisticDegradation",
+    "RealisticParams",
     "Recipe",
     "ScheduleSpec",
     "StopReason",
@@ -76,6 +79,7 @@ __all__ = [
     "charbonnier_loss",
     "conv_flops",
     "conv_flops_per_pixel",
+    "degrade_realistic",
     "dihedral",
     "export_run",
     "export_weights",

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
 from vsr import __version__
 from vsr.errors import ConfigError, ModelError, OutputError
 from vsr.models import load_model
+from vsr.models.builtin import read_weights_metadata
 from vsr.quality import REPORT_SIGMAS, evaluate_denoising, evaluate_folder
 from vsr.train.checkpoint import load_checkpoint
 from vsr.train.flops import conv_flops_per_pixel, parameter_count
@@ -181,17 +181,6 @@ def export_weights(
 
 def _cpu_float_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).to("cpu", torch.float32, memory_format=torch.contiguous_format).eval()
-
-
-def read_weights_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A ``.safetensors`` file's ``__metadata__``, with the JSON-valued entries decoded."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-    decoded: dict[str, Any] = dict(meta)
-    for key in ("hyperparameters", "training", "eval"):
-        if key in meta:
-            decoded[key] = json.loads(meta[key])
-    return decoded
 
 
 def export_run(
