@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,12 @@ import torch
 
 from vsr.backends import Backend, BackendOptions, create_backend, resolve_device, resolve_precision
 from vsr.errors import Cancelled, ConfigError, InputError, ModelError, OutputError, VsrError
-from vsr.media import IMAGE_SUFFIXES, StillImage, VideoInfo, is_image_file, read_image, write_image
-from vsr.media.color import ColorDescription, ColorMatrix, ColorRange
+from vsr.media import IMAGE_SUFFIXES, StillImage, is_image_file, read_image, write_image
 from vsr.media.containers import CONTAINERS, check_output_path
 from vsr.models import LoadedModel
 from vsr.ops.resize import resize
 from vsr.pipeline.options import UpscaleOptions, load_options
-from vsr.pipeline.plan import _output_size, _wanted_scale, resolve_model
+from vsr.pipeline.plan import output_size, resolve_model, wanted_scale
 from vsr.pipeline.restore import restore_rgb
 
 __all__ = [
@@ -57,7 +55,6 @@ VIDEO_ONLY_OPTIONS = (
     "batch",
     "queue_size",
 )
-_SRGB = ColorDescription(matrix=ColorMatrix.RGB, range=ColorRange.FULL, primaries=1, transfer=13)
 
 
 def is_image_input(path: str | PathLike[str]) -> bool:
@@ -146,35 +143,6 @@ def _pairs(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _as_video_info(path: Path, image: StillImage) -> VideoInfo:
-    # A still is a one-frame video to the plan's size logic, which reads only its size.
-    width, height = image.size
-    fmt = "gray" if image.grey else "rgb24"
-    return VideoInfo(
-        path=path,
-        container_format="image",
-        codec=path.suffix.lower().lstrip("."),
-        width=width,
-        height=height,
-        pix_fmt=fmt,
-        decoded_pix_fmt=fmt,
-        time_base=Fraction(1),
-        average_rate=None,
-        frame_count=1,
-        frame_count_estimated=False,
-        duration=None,
-        color=_SRGB,
-        rotation=0.0,
-        interlaced=False,
-        deinterlaced=False,
-        sample_aspect_ratio=None,
-        start_pts=0,
-        bits=image.bits,
-        timestamps_synthesized=False,
-        stream_index=0,
-    )
-
-
 def _ignored_options(options: UpscaleOptions) -> list[str]:
     defaults = UpscaleOptions()
     return [
@@ -205,8 +173,8 @@ class ImageJob:
         self._first: StillImage | None = read_image(self.pairs[0][0])
         self.device = resolve_device(options.device)
         if model is None:
-            info = _as_video_info(self.pairs[0][0], self._first)
-            model, model_notes = resolve_model(options.model, _wanted_scale(info, options), self.device.type)
+            wanted = wanted_scale(self._first.size, options)
+            model, model_notes = resolve_model(options.model, wanted, self.device.type)
             for n in model_notes:
                 self._note(n)
         d = model.descriptor
@@ -301,9 +269,7 @@ class ImageJob:
             image = read_image(src)
         for n in image.notes:
             self._note(n)
-        size, size_notes = _output_size(
-            _as_video_info(src, image), self.model.descriptor.scale, self.options, 0, 0
-        )
+        size, size_notes = output_size(image.size, self.model.descriptor.scale, self.options, 0, 0)
         for n in size_notes:
             self._note(n)
         if image.bits == 16 and self.precision != "fp32":

@@ -30,7 +30,7 @@ from vsr.models.descriptor import Precision
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
 
-__all__ = ["RunPlan", "check_paths", "make_plan", "resolve_model"]
+__all__ = ["RunPlan", "check_paths", "make_plan", "output_size", "resolve_model", "wanted_scale"]
 
 CLASSIC_MODELS = ("bicubic", "lanczos")
 
@@ -81,28 +81,33 @@ def resolve_model(name: str, scale: int | None, device_type: str = "cpu") -> tup
     return load_model(name), notes
 
 
-def _wanted_scale(info: VideoInfo, options: UpscaleOptions) -> int | None:
+def wanted_scale(input_size: tuple[int, int], options: UpscaleOptions) -> int | None:
     """The scale ``auto`` should pick a model for: ``--scale``, or what ``--size`` needs."""
     if options.scale is not None or options.size is None:
         return options.scale
-    width, height = options.size
-    ratio = max(width / info.width if width > 0 else 0.0, height / info.height if height > 0 else 0.0)
+    (in_w, in_h), (width, height) = input_size, options.size
+    ratio = max(width / in_w if width > 0 else 0.0, height / in_h if height > 0 else 0.0)
     return max(1, math.ceil(ratio - 1e-9))
 
 
-def _output_size(
-    info: VideoInfo, model_scale: int, options: UpscaleOptions, chroma_w: int, chroma_h: int
+def output_size(
+    input_size: tuple[int, int], model_scale: int, options: UpscaleOptions, chroma_w: int, chroma_h: int
 ) -> tuple[tuple[int, int], list[str]]:
+    """The output (width, height) for an input size, and notes on what deviates from the request.
+
+    A size made odd for chroma-subsampled output (``chroma_w``/``chroma_h`` shifts) loses its last
+    column or row."""
     notes: list[str] = []
+    in_w, in_h = input_size
     if options.size is not None:
         width, height = options.size
         if width == -1:
-            width = round(height * info.width / info.height)
+            width = round(height * in_w / in_h)
         if height == -1:
-            height = round(width * info.height / info.width)
+            height = round(width * in_h / in_w)
     else:
         scale = options.scale or model_scale
-        width, height = info.width * scale, info.height * scale
+        width, height = in_w * scale, in_h * scale
         if scale != model_scale:
             notes.append(f"the model is x{model_scale}: its output is resized to x{scale}")
     even_w, even_h = width - (width % 2 if chroma_w else 0), height - (height % 2 if chroma_h else 0)
@@ -115,7 +120,9 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
     notes: list[str] = list(info.notes)
     device = resolve_device(options.device)
     if model is None:
-        model, model_notes = resolve_model(options.model, _wanted_scale(info, options), device.type)
+        model, model_notes = resolve_model(
+            options.model, wanted_scale((info.width, info.height), options), device.type
+        )
         notes += model_notes
     descriptor = model.descriptor
     backend = "torch" if options.backend == "auto" else options.backend
@@ -125,11 +132,13 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
 
     out_pix_fmt, _ = choose_output_pix_fmt(options.codec, info.pix_fmt, options.pix_fmt)
     layout = pixel_layout(out_pix_fmt)
-    output_size, size_notes = _output_size(info, descriptor.scale, options, layout.chroma_w, layout.chroma_h)
+    out_size, size_notes = output_size(
+        (info.width, info.height), descriptor.scale, options, layout.chroma_w, layout.chroma_h
+    )
     output, pix_note = spec_for_input(
         info,
-        width=output_size[0],
-        height=output_size[1],
+        width=out_size[0],
+        height=out_size[1],
         codec=options.codec,
         pix_fmt=options.pix_fmt,
         crf=options.crf,
@@ -150,7 +159,7 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
         input_size=(info.width, info.height),
         input_pix_fmt=info.pix_fmt,
         input_color=input_color,
-        output_size=output_size,
+        output_size=out_size,
         output_pix_fmt=output.pix_fmt,
         output_color=output.color,
         tile=options.tile,
