@@ -62,7 +62,10 @@ def test_device_and_backend_errors_name_the_fix() -> None:
         with pytest.raises(DeviceError, match="use --device cpu"):
             resolve_device("cuda")
     model = load_model("lanczos", scale=2)
-    with pytest.raises(ConfigError, match="unknown backend 'tensorrt-x'; choose one of: onnxruntime, tensorrt, tensorrt-rtx, torch"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown backend 'tensorrt-x'; choose one of: onnxruntime, tensorrt, tensorrt-rtx, torch",
+    ):
         create_backend("tensorrt-x", model, BackendOptions(device=torch.device("cpu"), precision="fp32"))
 
 
