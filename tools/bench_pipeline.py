@@ -71,7 +71,7 @@ def main() -> None:
     backend = create_backend(
         plan.backend, plan.model, BackendOptions(device=plan.device, precision=plan.precision)
     )
-    stage = RestoreStage(backend, plan.model.descriptor, plan.restore)
+    stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
     sample = frames[: args.stage_frames]
     # private copies of the planes: the decoder's buffers are not ours to keep
     sample = [replace(f, planes=tuple(p.copy() for p in f.planes)) for f in sample]

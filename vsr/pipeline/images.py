@@ -54,6 +54,12 @@ VIDEO_ONLY_OPTIONS = (
     "deinterlace",
     "batch",
     "queue_size",
+    "temporal",
+    "temporal_strength",
+    "reuse_still",
+    # the pre-pass lives in the video Restore stage only, for now
+    "denoise",
+    "denoiser",
 )
 
 

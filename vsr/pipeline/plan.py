@@ -27,6 +27,7 @@ from vsr.media.containers import check_output_path
 from vsr.models import LoadedModel, load_model
 from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import Precision
+from vsr.pipeline.denoise_pass import check_denoiser
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
 
@@ -45,6 +46,7 @@ class RunPlan:
     restore: RestoreConfig
     output: VideoOutputSpec
     notes: tuple[str, ...] = field(default_factory=tuple)
+    denoiser: LoadedModel | None = None  # the --denoise pre-pass's model
 
     def describe(self) -> list[str]:
         r, d = self.restore, self.model.descriptor
@@ -58,8 +60,21 @@ class RunPlan:
             f"           out {r.output_pix_fmt} {r.output_color.describe()}",
             f"encoder:   {self.output.codec} crf={self.output.crf or 'default'} preset={self.output.preset or 'default'}",
         ]
+        lines += _restore_step_lines(r, self.denoiser)
         lines += [f"note:      {n}" for n in self.notes]
         return lines
+
+
+def _restore_step_lines(r: RestoreConfig, denoiser: LoadedModel | None) -> list[str]:
+    lines = []
+    if denoiser is not None and r.denoise is not None:
+        level = "sigma estimated per scene" if r.denoise == "auto" else f"sigma {r.denoise:g}"
+        lines.append(f"denoise:   {denoiser.descriptor.summary()}, {level}")
+    if r.temporal:
+        lines.append(f"temporal:  on, strength {r.temporal_strength:g} (DIS flow on the input frames)")
+    if r.reuse_still:
+        lines.append("reuse:     still frames reuse the previous output")
+    return lines
 
 
 def resolve_model(name: str, scale: int | None, device_type: str = "cpu") -> tuple[LoadedModel, list[str]]:
@@ -164,6 +179,10 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
         output_color=output.color,
         tile=options.tile,
         tile_overlap=overlap,
+        temporal=options.temporal == "on",
+        temporal_strength=float(options.temporal_strength),
+        reuse_still=options.reuse_still,
+        denoise=options.denoise_level,
     )
     return RunPlan(
         model=model,
@@ -174,7 +193,16 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
         restore=restore,
         output=output,
         notes=tuple(notes),
+        denoiser=_load_denoiser(options),
     )
+
+
+def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:
+    if options.denoiser is None or options.denoise_level is None:
+        return None
+    model = load_model(options.denoiser)
+    check_denoiser(model)
+    return model
 
 
 def check_paths(input_path: str | Path, output_path: str | Path, *, overwrite: bool) -> None:

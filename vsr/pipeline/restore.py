@@ -1,27 +1,32 @@
 """The Restore stage: decoded planes in, restored planes out, all the work on one device.
 
 Per batch: upload the planes as they were decoded -> YUV->RGB with the input's matrix and range ->
-SR model through the backend (padded to the model's size multiple, tiled if asked) -> exact final
-resize or crop to the output size -> RGB->YUV for the output pixel format -> download.
+[scene cuts, still frames] -> [denoise] -> SR model through the backend (padded to the model's size
+multiple, tiled if asked) -> exact final resize or crop to the output size -> [temporal smoothing]
+-> RGB->YUV for the output pixel format -> download. The bracketed steps are optional and keep
+per-stream state (`vsr.pipeline.temporal`), fed the frames of each batch in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
 
 from vsr.backends.base import Backend
-from vsr.errors import InputError
+from vsr.errors import ConfigError, InputError
 from vsr.media.color import ColorDescription, ColorRange
 from vsr.media.frame import Frame, pixel_layout
-from vsr.models.descriptor import ModelDescriptor
+from vsr.models.descriptor import LoadedModel, ModelDescriptor
 from vsr.ops.color import SampleFormat, planes_to_rgb, rgb_to_planes
 from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
+from vsr.pipeline.denoise_pass import DenoisePass
 from vsr.pipeline.stats import StageClock
+from vsr.pipeline.temporal import CutDetector, StillFrames, TemporalSmoother
 
 __all__ = ["RestoreConfig", "RestoreStage", "restore_rgb", "sample_format"]
 
@@ -54,6 +59,10 @@ class RestoreConfig:
     output_color: ColorDescription  # resolved
     tile: int = 0
     tile_overlap: int = 0
+    temporal: bool = False
+    temporal_strength: float = 0.5
+    reuse_still: bool = False
+    denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
 
 
 def restore_rgb(
@@ -87,17 +96,83 @@ def restore_rgb(
     return out.clamp_(0.0, 1.0)
 
 
-class RestoreStage:
-    """Turns a batch of decoded `Frame`s into restored `Frame`s. Owned by one thread."""
+def _denoise_pass(
+    config: RestoreConfig, denoiser: LoadedModel | None, backend: Backend
+) -> DenoisePass | None:
+    if config.denoise is None:
+        return None
+    if denoiser is None:
+        raise ConfigError("--denoise needs a denoiser: none ships with vsr yet; pass --denoiser CHECKPOINT")
+    sigma = None if config.denoise == "auto" else float(config.denoise)
+    return DenoisePass(denoiser, device=backend.device, precision=backend.precision, sigma=sigma)
 
-    def __init__(self, backend: Backend, descriptor: ModelDescriptor, config: RestoreConfig) -> None:
+
+class RestoreStage:
+    """Turns a batch of decoded `Frame`s into restored `Frame`s. Owned by one thread.
+
+    With the optional steps on, it also holds the stream's recent past (the previous frame's
+    signature, the reference of still-frame reuse, the previous output for temporal smoothing):
+    one stage per stream, fed its frames in order.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        descriptor: ModelDescriptor,
+        config: RestoreConfig,
+        *,
+        denoiser: LoadedModel | None = None,
+    ) -> None:
         self.backend = backend
         self.descriptor = descriptor
         self.config = config
         self.device = backend.device
         self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
         self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
-        self.clocks = {name: StageClock(name) for name in ("upload", "model", "download")}
+        self._denoise = _denoise_pass(config, denoiser, backend)
+        self._temporal = TemporalSmoother(config.temporal_strength) if config.temporal else None
+        self._still = StillFrames() if config.reuse_still else None
+        # cuts matter to the steps that keep a scene's state: temporal smoothing and the auto sigma
+        needs_cuts = self._temporal is not None or (self._denoise is not None and self._denoise.sigma is None)
+        self._cuts = CutDetector() if needs_cuts else None
+        self._last_output: torch.Tensor | None = None  # kept only for still-frame reuse
+        steps = ["upload"]
+        steps += ["analyse"] if needs_cuts or self._still is not None else []
+        steps += ["denoise"] if self._denoise is not None else []
+        steps += ["model"]
+        steps += ["temporal"] if self._temporal is not None else []
+        steps += ["download"]
+        self.clocks = {name: StageClock(name) for name in steps}
+
+    @property
+    def frames_reused(self) -> int:
+        return self._still.reused if self._still is not None else 0
+
+    @property
+    def scene_cuts(self) -> int:
+        return self._cuts.cuts if self._cuts is not None else 0
+
+    def run_notes(self) -> list[str]:
+        """What the optional steps saw, for the run summary."""
+        notes = []
+        if self._still is not None:
+            seen = self._still.seen
+            share = f" ({self._still.reused / seen:.1%})" if seen else ""
+            notes.append(
+                f"still-frame reuse: {self._still.reused} of {seen} frames took the previous output{share}"
+            )
+        if self._denoise is not None and self._denoise.sigma is None:
+            shown = ", ".join(f"{s:g}" for s in self._denoise.estimates[:8])
+            more = f" and {len(self._denoise.estimates) - 8} more" if len(self._denoise.estimates) > 8 else ""
+            notes.append(f"denoise auto: noise sigma {shown}{more} (0..255, one per scene)")
+        return notes
+
+    def reset_state(self) -> None:
+        """Forget the stream's past (after a reconnect or a seek): the next frame starts a scene."""
+        for part in (self._cuts, self._still, self._temporal, self._denoise):
+            if part is not None:
+                part.reset()
+        self._last_output = None
 
     def model_output_size(self) -> tuple[int, int]:
         width, height = self.config.input_size
@@ -123,12 +198,49 @@ class RestoreStage:
         n = len(frames)
         with self.clocks["upload"].busy(n):
             rgb = self.to_rgb(frames)
-        with self.clocks["model"].busy(n):
-            restored = self.restore_rgb(rgb)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # so the clocks split device time honestly
+        new_scene, still = [False] * n, [False] * n
+        if "analyse" in self.clocks:
+            with self.clocks["analyse"].busy(n):
+                new_scene = self._cuts.update(rgb) if self._cuts is not None else new_scene
+                still = self._still.update(rgb) if self._still is not None else still
+        run = [k for k in range(n) if not still[k]]
+        restored: torch.Tensor | None = None
+        if run:
+            x = rgb if len(run) == n else rgb[run]
+            scenes = [new_scene[k] for k in run]
+            if self._denoise is not None:
+                with self.clocks["denoise"].busy(len(run)):
+                    x = self._denoise(x, scenes)
+            with self.clocks["model"].busy(len(run)):
+                restored = self.restore_rgb(x)
+                self._sync()
+            if self._temporal is not None:
+                with self.clocks["temporal"].busy(len(run)):
+                    restored = self._temporal(x, restored, scenes)
+                    self._sync()
+        if self._still is not None:
+            restored = self._with_reused(restored, still)
+        assert restored is not None
         with self.clocks["download"].busy(n):
             return self.to_frames(frames, restored)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so the clocks split device time honestly
+
+    def _with_reused(self, restored: torch.Tensor | None, still: list[bool]) -> torch.Tensor:
+        """The batch's outputs in order: a still frame takes the output shown for the frame before it."""
+        rows, j, last = [], 0, self._last_output
+        for is_still in still:
+            if not is_still:
+                assert restored is not None
+                last = restored[j : j + 1]
+                j += 1
+            assert last is not None  # StillFrames flags a frame only once a reference has run
+            rows.append(last)
+        # a copy, so that the batch the row was cut from is not kept alive with it
+        self._last_output = None if last is None else last.clone()
+        return rows[0] if len(rows) == 1 else torch.cat(rows)
 
     def to_rgb(self, frames: Sequence[Frame]) -> torch.Tensor:
         planes = []

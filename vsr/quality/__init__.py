@@ -14,6 +14,7 @@ from vsr.quality.denoising import (
     evaluate_denoising,
 )
 from vsr.quality.evaluate import BICUBIC, IMAGE_SUFFIXES, ModelUpscaler, evaluate_folder, find_images
+from vsr.quality.flicker import FlickerScores, flicker
 from vsr.quality.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y
 from vsr.quality.protocol import (
     ImageScores,
@@ -45,6 +46,7 @@ __all__ = [
     "DenoiseReport",
     "DenoiseResult",
     "EvalReport",
+    "FlickerScores",
     "ImageResult",
     "ImageScores",
     "ModelDenoiser",
@@ -59,6 +61,7 @@ __all__ = [
     "evaluate_denoising",
     "evaluate_folder",
     "find_images",
+    "flicker",
     "format_report",
     "frame_to_rgb",
     "gradient_ratio",

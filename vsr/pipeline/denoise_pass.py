@@ -1,0 +1,100 @@
+"""The denoise pre-pass of the Restore stage: a noise-level-conditioned denoiser before SR.
+
+The denoiser (``descriptor.task == "denoise"``, called as ``module(x, sigma)``; `vsr.models.denoise`)
+runs on the Restore stage's device in the run's precision. It is called directly rather than
+through a `Backend`: backends take one input and a denoiser takes two. The noise level is either
+fixed by the user or, with ``auto``, estimated from the frames (`vsr.ops.noise`) on the first frame
+of every scene and kept for the frames after it: noise is a property of the camera and the shot,
+and one estimate per scene keeps the denoiser's strength from wavering frame to frame.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from vsr.errors import ModelError
+from vsr.models.descriptor import LoadedModel, Precision
+from vsr.ops.noise import estimate_noise_sigma
+from vsr.ops.tiling import pad_to_multiple
+
+__all__ = ["AUTO_MIN_SIGMA", "DenoisePass", "check_denoiser"]
+
+# With ``auto``, an estimate below this (0..255 scale) is taken as clean video and the denoiser is
+# not run: the estimator reads texture as 1.5-5 levels of noise on clean photographs (Kodak24),
+# and a denoiser told so would only soften detail the SR model should keep.
+AUTO_MIN_SIGMA = 3.0
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_denoiser(model: LoadedModel) -> None:
+    d = model.descriptor
+    if d.task != "denoise":
+        raise ModelError(
+            f"--denoiser {d.name} is a x{d.scale} super-resolution model, not a denoiser; pass a denoiser checkpoint"
+        )
+    if d.in_channels != 3 or d.out_channels != 3:
+        raise ModelError(
+            f"--denoiser {d.name} maps {d.in_channels} to {d.out_channels} channels, not RGB to RGB"
+        )
+
+
+class DenoisePass:
+    """``__call__(rgb, new_scene)``: ``N x 3 x H x W`` RGB in [0, 1] -> denoised, same size.
+
+    ``sigma`` is the noise level on the 0..255 scale, or None for ``auto``. ``new_scene`` has one
+    flag per frame (the stream's frames in order); with ``auto`` a flagged frame is measured anew.
+    """
+
+    def __init__(
+        self, model: LoadedModel, *, device: torch.device, precision: Precision, sigma: float | None
+    ) -> None:
+        check_denoiser(model)
+        d = model.descriptor
+        self.name = d.name
+        self.sigma = sigma
+        self.precision: Precision = precision if precision in d.precisions else "fp32"
+        self._dtype = _DTYPES[self.precision]
+        self._multiple = d.size_multiple
+        self._memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        # a private copy in the run precision; the caller's module stays as it was
+        module = copy.deepcopy(model.module).eval().requires_grad_(False)
+        self._module = module.to(device=device, dtype=self._dtype, memory_format=self._memory_format)
+        self._scene_sigma: float | None = None
+        self.estimates: list[float] = []  # every auto estimate, 0..255, in stream order
+
+    def reset(self) -> None:
+        self._scene_sigma = None
+
+    def levels(self, rgb: Tensor, new_scene: Sequence[bool]) -> list[float]:
+        """The noise level (0..255) each frame is denoised at; 0 means left as it is."""
+        if self.sigma is not None:
+            return [self.sigma] * rgb.shape[0]
+        levels = []
+        for k in range(rgb.shape[0]):
+            if new_scene[k] or self._scene_sigma is None:
+                self._scene_sigma = float(estimate_noise_sigma(rgb[k : k + 1])[0]) * 255.0
+                self.estimates.append(round(self._scene_sigma, 2))
+            levels.append(self._scene_sigma if self._scene_sigma >= AUTO_MIN_SIGMA else 0.0)
+        return levels
+
+    def __call__(self, rgb: Tensor, new_scene: Sequence[bool]) -> Tensor:
+        levels = self.levels(rgb, new_scene)
+        run = [k for k, s in enumerate(levels) if s > 0]
+        if not run:
+            return rgb
+        x = rgb if len(run) == rgb.shape[0] else rgb[run]
+        padded, (h, w) = pad_to_multiple(x, self._multiple)
+        padded = padded.to(dtype=self._dtype, memory_format=self._memory_format)
+        sigma = torch.tensor([levels[k] / 255.0 for k in run], device=rgb.device, dtype=self._dtype)
+        with torch.inference_mode():
+            y = self._module(padded, sigma)[..., :h, :w]
+        y = y.to(dtype=rgb.dtype, memory_format=torch.contiguous_format)
+        if len(run) == rgb.shape[0]:
+            return y
+        out = rgb.clone()
+        out[run] = y
+        return out
