@@ -71,8 +71,30 @@ def format_summary(s: RunSummary) -> str:
                 lines.append(
                     f"    {step.name:<9}{step.frames:>6} {step.busy_fraction:>7.0%} {step.fps:>9.2f}"
                 )
+    lines += _live_lines(s)
     lines += [f"  note: {n}" for n in s.notes]
     return "\n".join(lines)
+
+
+def _live_lines(s: RunSummary) -> list[str]:
+    lines = []
+    if s.segments:
+        lines.append(f"  {len(s.segments)} segments: {s.segments[0]} ... {s.segments[-1]}")
+    live = s.live
+    if live is None:
+        return lines
+    lines.append(
+        f"  live: {live.connections} connections, {live.disconnects} disconnects, "
+        f"{live.reconnect_failures} failed attempts; ended: {live.ended_by}"
+    )
+    if live.live_mode:
+        lat = live.latency
+        lines.append(
+            f"  live: {live.frames_dropped} frames dropped ({live.dropped_queue_full} from a full queue, "
+            f"{live.dropped_late} older than {live.max_latency_s:g} s); latency to the encoder "
+            f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms"
+        )
+    return lines
 
 
 def format_image_summary(s: ImageRunSummary) -> str:

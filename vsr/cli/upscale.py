@@ -75,7 +75,9 @@ def upscale(
     input: Annotated[
         str,
         typer.Argument(
-            help="Input video, image (.png .jpg .bmp .tif .webp) or folder of images.", show_default=False
+            help="Input video, image (.png .jpg .bmp .tif .webp), folder of images, or a live input "
+            "(rtsp://, rtmp://, http(s)://, /dev/videoN).",
+            show_default=False,
         ),
     ],
     output: Annotated[
@@ -107,6 +109,25 @@ def upscale(
     tile_overlap: Annotated[
         int | None, Opt(help="Tile overlap. [default: the model's receptive radius]")
     ] = None,
+    temporal: Annotated[
+        str | None, Opt(help="on: blend with the previous output where motion is reliable. [default: off]")
+    ] = None,
+    temporal_strength: Annotated[
+        float | None, Opt(help="Weight of the previous output, 0..1, with --temporal on. [default: 0.5]")
+    ] = None,
+    reuse_still: Annotated[
+        bool | None,
+        Opt(
+            "--reuse-still/--no-reuse-still",
+            help="Reuse the previous output for unchanged frames. [default: off]",
+        ),
+    ] = None,
+    denoise: Annotated[
+        str | None, Opt(help="Denoise before SR: off, auto, or the noise sigma (0..255). [default: off]")
+    ] = None,
+    denoiser: Annotated[
+        str | None, Opt(help="Denoiser checkpoint for --denoise (none ships with vsr yet).")
+    ] = None,
     codec: Annotated[
         str | None, Opt(help="libx264, libx265, libsvtav1, h264_nvenc, hevc_nvenc. [default: libx264]")
     ] = None,
@@ -122,6 +143,33 @@ def upscale(
         str | None, Opt(help="A TOML preset (see configs/); options given here override it.")
     ] = None,
     overwrite: Annotated[bool, Opt("--overwrite", "-y", help="Replace OUTPUT if it exists.")] = False,
+    live: Annotated[
+        bool | None,
+        Opt(
+            "--live/--no-live",
+            help="Drop frames to keep latency under --max-latency. [default: on for live inputs]",
+        ),
+    ] = None,
+    max_latency: Annotated[
+        float | None, Opt(help="Live mode: seconds a frame may wait for the model. [default: 1]")
+    ] = None,
+    rtsp_transport: Annotated[str | None, Opt(help="RTSP transport: tcp or udp. [default: tcp]")] = None,
+    open_timeout: Annotated[float | None, Opt(help="Live inputs: connect timeout, s. [default: 10]")] = None,
+    read_timeout: Annotated[
+        float | None, Opt(help="Live inputs: seconds without data that count as a disconnect. [default: 5]")
+    ] = None,
+    reconnect_attempts: Annotated[
+        int | None,
+        Opt(
+            help="Consecutive failed reconnects before giving up; 0 never reconnects, -1 forever. [default: 10]"
+        ),
+    ] = None,
+    reconnect_interval: Annotated[
+        float | None, Opt(help="Seconds before the first reconnect; doubles, at most 30. [default: 1]")
+    ] = None,
+    segment: Annotated[
+        str | None, Opt(help="Cut the output into files of this duration (10m, 30s, 1h), named by UTC time.")
+    ] = None,
     json_path: Annotated[
         str | None, Opt("--json", help="Write the run summary as JSON to this file ('-' for stdout).")
     ] = None,
@@ -129,6 +177,9 @@ def upscale(
 ) -> None:
     """Upscale a video (every frame, the same timestamps, audio and subtitles copied untouched),
     an image, or every image of a folder into an output folder under the same names.
+
+    A live input runs until Ctrl-C/SIGTERM (the output is then finished normally, exit code 130) or
+    until its reconnect attempts are used up; a second Ctrl-C stops at once, keeping the partial file.
 
     For images the encoder options (--codec, --crf, --preset, --pix-fmt, --batch, --deinterlace)
     are ignored with a note.
@@ -144,12 +195,25 @@ def upscale(
         batch=batch,
         tile=tile,
         tile_overlap=tile_overlap,
+        temporal=temporal,
+        temporal_strength=temporal_strength,
+        reuse_still=reuse_still,
+        denoise=denoise,
+        denoiser=denoiser,
         codec=codec,
         crf=crf,
         preset=preset,
         pix_fmt=pix_fmt,
         deinterlace=deinterlace,
         overwrite=overwrite or None,
+        live=live,
+        max_latency=max_latency,
+        rtsp_transport=rtsp_transport,
+        open_timeout=open_timeout,
+        read_timeout=read_timeout,
+        reconnect_attempts=reconnect_attempts,
+        reconnect_interval=reconnect_interval,
+        segment=segment,
     )
     if is_image_input(input):
         _upscale_images(input, output, options, json_path=json_path, quiet=quiet)
@@ -169,3 +233,5 @@ def upscale(
         _write_json(json_path, summary.to_dict())
     if not quiet:
         typer.echo(format_summary(summary), err=True)
+    if summary.live is not None and summary.live.interrupted:
+        raise typer.Exit(130)  # the recording is complete, but the run was stopped, not finished

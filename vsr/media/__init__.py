@@ -13,8 +13,11 @@ from vsr.media.encoders import ENCODERS, choose_output_pix_fmt, encoder_options
 from vsr.media.frame import PIXEL_FORMATS, Frame, PixelLayout, pixel_layout
 from vsr.media.images import IMAGE_SUFFIXES, StillImage, is_image_file, read_image, upright, write_image
 from vsr.media.info import VideoInfo
+from vsr.media.live import EventLog, LiveEvent, LiveSource, ReconnectPolicy
+from vsr.media.live_input import LiveConnectOptions, live_kind
 from vsr.media.output_spec import VideoOutputSpec, spec_for_input
 from vsr.media.probe import MediaInfo, StreamInfo, probe
+from vsr.media.segments import SegmentSink, parse_duration
 from vsr.media.sink import FileSink
 from vsr.media.source import DeinterlaceMode, FileSource
 
@@ -27,11 +30,17 @@ __all__ = [
     "ColorMatrix",
     "ColorRange",
     "DeinterlaceMode",
+    "EventLog",
     "FileSink",
     "FileSource",
     "Frame",
+    "LiveConnectOptions",
+    "LiveEvent",
+    "LiveSource",
     "MediaInfo",
     "PixelLayout",
+    "ReconnectPolicy",
+    "SegmentSink",
     "StillImage",
     "StreamInfo",
     "VideoInfo",
@@ -41,6 +50,8 @@ __all__ = [
     "encoder_options",
     "incompatible_streams",
     "is_image_file",
+    "live_kind",
+    "parse_duration",
     "partial_path",
     "pixel_layout",
     "probe",

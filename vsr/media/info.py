@@ -23,7 +23,7 @@ class VideoInfo:
     (``frame_count_estimated``) or None. ``notes`` are things the user should be told.
     """
 
-    path: Path
+    path: Path | str  # a URL or a device for live sources
     container_format: str
     codec: str
     width: int

@@ -7,7 +7,9 @@ the sequence valid, and they are counted so the run can say how many it made.
 
 from __future__ import annotations
 
-__all__ = ["PtsClock"]
+from fractions import Fraction
+
+__all__ = ["PtsClock", "RebasingClock"]
 
 
 class PtsClock:
@@ -40,4 +42,62 @@ class PtsClock:
             self._step = value - self._last
         self._last = value
         self._count += 1
+        return value
+
+
+class RebasingClock:
+    """Output pts for a live input: one strictly increasing timeline across many connections.
+
+    Each connection (`start_connection`) starts its own timeline, usually at some arbitrary RTP
+    clock value; its first timestamped frame is placed one frame duration after the last frame
+    given out, and the connection's later frames keep their spacing from there. Within a
+    connection, a missing pts gets the last interval, and a pts that is repeated or goes back is
+    either moved one tick on (a small slip) or, if it goes back by more than a second (a server
+    restarting its clock), starts a new timeline the same way a reconnect does.
+    ``time_base`` is the output's; frames' own time bases are converted to it.
+    """
+
+    def __init__(self, time_base: Fraction, *, frame_duration: int) -> None:
+        self.time_base = time_base
+        self.repairs = 0
+        self.discontinuities = 0
+        self._step = max(1, frame_duration)
+        self._last: int | None = None
+        self._offset: int | None = None
+        self._timed = False  # whether the previous frame of this connection had a real pts
+        self._jump = round(1 / time_base)  # one second, in ticks
+
+    @property
+    def last(self) -> int | None:
+        return self._last
+
+    def start_connection(self, frame_duration: int | None = None) -> None:
+        self._offset = None
+        self._timed = False
+        if frame_duration:
+            self._step = frame_duration
+
+    def next(self, pts: int | None, time_base: Fraction) -> int:
+        following = 0 if self._last is None else self._last + self._step
+        if pts is None:
+            value = following
+            self.repairs += self._offset is not None
+            self._timed = False
+        else:
+            ticks = round(pts * time_base / self.time_base)
+            if self._offset is None:
+                self._offset = following - ticks
+            value = ticks + self._offset
+            if self._last is not None and value <= self._last:
+                if self._last - value > self._jump:
+                    self.discontinuities += 1
+                    self._offset = following - ticks
+                    value = following
+                else:
+                    self.repairs += 1
+                    value = self._last + 1
+            elif self._timed and self._last is not None and value - self._last <= self._jump:
+                self._step = value - self._last  # between two real timestamps, not across a gap
+            self._timed = True
+        self._last = value
         return value

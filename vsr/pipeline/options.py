@@ -23,6 +23,11 @@ class UpscaleOptions:
     batch: int = 1
     tile: int = 0  # input pixels per tile side; 0: whole frames
     tile_overlap: int | None = None  # None: the model's receptive radius
+    temporal: Literal["off", "on"] = "off"  # blend with the previous output warped by LR motion
+    temporal_strength: float = 0.5  # the previous output's weight where its warp is fully trusted
+    reuse_still: bool = False  # reuse the previous output for a frame equal to it (within noise)
+    denoise: str | float = "off"  # "off", "auto", or the noise sigma on the 0..255 scale
+    denoiser: str | None = None  # denoiser checkpoint for --denoise (none ships yet)
     codec: str = "libx264"
     crf: int | None = None
     preset: str | None = None
@@ -31,6 +36,15 @@ class UpscaleOptions:
     deinterlace: Literal["auto", "on", "off"] = "auto"
     queue_size: int = 8
     overwrite: bool = False
+    # live inputs (rtsp://, rtmp://, http(s)://, /dev/videoN): see vsr.media.live, vsr.pipeline.live
+    live: bool | None = None  # drop frames to bound latency; None: on for live inputs, off for files
+    max_latency: float = 1.0  # seconds a frame may wait for the Restore stage in live mode
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout: float = 10.0  # seconds
+    read_timeout: float = 5.0  # seconds without data that count as a disconnect
+    reconnect_attempts: int = 10  # consecutive failed attempts before giving up; 0: never, -1: forever
+    reconnect_interval: float = 1.0  # seconds before the first attempt; doubles, at most 30 s
+    segment: float | None = None  # seconds of video per output file (--segment 10m); None: one file
 
     def __post_init__(self) -> None:
         if self.scale is not None and not 1 <= self.scale <= 8:
@@ -47,6 +61,60 @@ class UpscaleOptions:
             raise ConfigError("give either --scale or --size, not both")
         if self.deinterlace not in ("auto", "on", "off"):
             raise ConfigError(f"--deinterlace must be auto, on or off, got {self.deinterlace!r}")
+        _check_restore_steps(self)
+        _check_live(self)
+
+    @property
+    def denoise_level(self) -> float | Literal["auto"] | None:
+        """``--denoise`` as the Restore stage takes it: None (off), "auto", or sigma (0..255)."""
+        return _denoise_level(self.denoise)
+
+
+def _denoise_level(value: str | float) -> float | Literal["auto"] | None:
+    text = str(value).strip().lower()
+    if text in ("off", "auto"):
+        return None if text == "off" else "auto"
+    try:
+        sigma = float(text)
+    except ValueError:
+        raise ConfigError(f"--denoise must be off, auto or a noise sigma (0..255), got {value!r}") from None
+    if not 0.0 < sigma <= 255.0:
+        raise ConfigError(
+            f"--denoise sigma must be in (0, 255] on the 0..255 scale, got {value!r}; use off for none"
+        )
+    return sigma
+
+
+def _check_restore_steps(o: UpscaleOptions) -> None:
+    """The optional Restore steps: temporal smoothing, still-frame reuse, denoise pre-pass."""
+    if o.temporal not in ("off", "on"):
+        raise ConfigError(f"--temporal must be off or on, got {o.temporal!r}")
+    if isinstance(o.temporal_strength, bool) or not isinstance(o.temporal_strength, int | float):
+        raise ConfigError(f"--temporal-strength must be a number in [0, 1], got {o.temporal_strength!r}")
+    if not 0.0 <= o.temporal_strength <= 1.0:
+        raise ConfigError(f"--temporal-strength must be in [0, 1], got {o.temporal_strength}")
+    level = _denoise_level(o.denoise)
+    if level is not None and o.denoiser is None:
+        raise ConfigError(
+            "--denoise needs a denoiser, and none ships with vsr yet; pass --denoiser CHECKPOINT (an FFDNet-style model)"
+        )
+    if level is None and o.denoiser is not None:
+        raise ConfigError("--denoiser is given but --denoise is off; add --denoise auto or --denoise SIGMA")
+
+
+def _check_live(o: UpscaleOptions) -> None:
+    if o.max_latency <= 0:
+        raise ConfigError(f"--max-latency must be positive seconds, got {o.max_latency}")
+    if o.rtsp_transport not in ("tcp", "udp"):
+        raise ConfigError(f"--rtsp-transport must be tcp or udp, got {o.rtsp_transport!r}")
+    if o.open_timeout <= 0 or o.read_timeout <= 0:
+        raise ConfigError("--open-timeout and --read-timeout must be positive seconds")
+    if o.reconnect_attempts < -1:
+        raise ConfigError(f"--reconnect-attempts must be -1 (forever), 0 or more, got {o.reconnect_attempts}")
+    if not 0 <= o.reconnect_interval <= 30:
+        raise ConfigError(f"--reconnect-interval must be 0..30 seconds, got {o.reconnect_interval}")
+    if o.segment is not None and o.segment <= 0:
+        raise ConfigError(f"--segment must be a positive duration, got {o.segment}")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -89,6 +157,10 @@ def load_options(config: str | None = None, **overrides: object) -> UpscaleOptio
         values["size"] = parse_size(str(values["size"]))
     elif isinstance(values.get("size"), list):
         values["size"] = tuple(values["size"])  # type: ignore[arg-type]
+    if isinstance(values.get("segment"), str):
+        from vsr.media.segments import parse_duration
+
+        values["segment"] = parse_duration(str(values["segment"]))
     try:
         return UpscaleOptions(**values)  # type: ignore[arg-type]
     except TypeError as exc:

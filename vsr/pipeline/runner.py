@@ -23,12 +23,15 @@ from typing import Any
 
 from vsr.backends import BackendOptions, create_backend
 from vsr.errors import Cancelled, ConfigError, VsrError
-from vsr.media import FileSink, FileSource, Frame, incompatible_streams
+from vsr.media import FileSink, Frame, incompatible_streams
+from vsr.media.live import EventLog, LiveSource
+from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
+from vsr.pipeline.live import LiveControl, Pacer, discontinuity, live_report, open_source
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.plan import RunPlan, check_paths, make_plan
 from vsr.pipeline.restore import RestoreStage
-from vsr.pipeline.stats import RunSummary, StageClock
+from vsr.pipeline.stats import LiveReport, RunSummary, StageClock
 
 __all__ = ["Pipeline", "Progress"]
 
@@ -71,7 +74,14 @@ class Progress:
 
 
 class Pipeline:
-    """One run of `vsr upscale` for a file. Construct (probes and plans), then `run()` once."""
+    """One run of `vsr upscale` for a file or a live input. Construct (probes/connects and plans),
+    then `run()` once.
+
+    Live mode (``options.live``; by default on for live inputs) drops frames to bound latency
+    (`vsr.pipeline.live`). A live input's run ends when its reconnect policy gives up, or on
+    `cancel`: the first cancel stops the input and finishes the recording normally (the summary
+    says ``ended_by="interrupted"``), a second one stops every stage at once like for a file.
+    """
 
     def __init__(
         self,
@@ -83,14 +93,26 @@ class Pipeline:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.options = options or UpscaleOptions()
-        self.input_path, self.output_path = Path(input_path), Path(output_path)
+        self.input, self.output_path = str(input_path), Path(output_path)
+        self.input_path = Path(input_path)
         check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
-        self.source = FileSource(self.input_path, deinterlace=self.options.deinterlace)
+        self.source = open_source(self.input, self.options)
+        is_live = isinstance(self.source, LiveSource)
+        self.events = self.source.events if isinstance(self.source, LiveSource) else EventLog()
+        live_mode = self.options.live if self.options.live is not None else is_live
+        self.live = LiveControl(self.options.max_latency, self.events) if live_mode else None
+        self._pacer = Pacer() if live_mode and not is_live else None
+        self._interrupted = False
         try:
             self.plan: RunPlan = make_plan(self.source.info, self.options, model)
             bad = incompatible_streams(self.output_path.suffix, self.source.passthrough)
             if bad:
                 raise ConfigError(f"{self.output_path.suffix} cannot carry {'; '.join(bad)}")
+            if self.options.segment is not None and self.source.passthrough:
+                raise ConfigError(
+                    "--segment writes video only: this input has audio/subtitle streams to copy; "
+                    "write one file instead"
+                )
         except BaseException:
             self.source.close()
             raise
@@ -101,19 +123,26 @@ class Pipeline:
         self._error_lock = threading.Lock()
         depth = max(self.options.queue_size, 2 * self.plan.batch)
         self._frames_q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._restored_q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        # live: a short queue to the Sink, so that a slow encoder cannot build a backlog of latency
+        restored_depth = self.plan.batch if self.live is not None else depth
+        self._restored_q: queue.Queue[Any] = queue.Queue(maxsize=restored_depth)
         self._packets_q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.clocks = {name: StageClock(name) for name in ("decode", "restore", "encode")}
         self.frames_in = 0
         self.frames_out = 0
         self.packets_out = 0
         self._started = 0.0
-        self._sink: FileSink | None = None
+        self._sink: FileSink | SegmentSink | None = None
 
     # -- control ---------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Ask every stage to stop (safe from a signal handler or another thread)."""
+        if isinstance(self.source, LiveSource) and not self._interrupted:
+            # the normal end of a live run: what is queued is finished and the file completed
+            self._interrupted = True
+            self.source.stop()
+            return
         self._cancelled = True
         self._stop.set()
 
@@ -160,41 +189,67 @@ class Pipeline:
             if isinstance(item, Frame):
                 clock.add(time.perf_counter() - started, 1)
                 self.frames_in += 1
-                if not self._put(self._frames_q, item):
+                if self._pacer is not None and not self._pacer.wait(item, self._stop):
+                    return
+                if self.live is not None:
+                    self.live.put_newest(self._frames_q, item)  # never waits: drops the oldest
+                elif not self._put(self._frames_q, item):
                     return
             elif item is _END:
                 clock.add(time.perf_counter() - started)
-                self._put(self._frames_q, _END)
+                if self.live is not None:
+                    self.live.put_newest(self._frames_q, _END)
+                else:
+                    self._put(self._frames_q, _END)
                 return
             else:
                 clock.add(time.perf_counter() - started)
                 self._packets_q.put(item)
 
     def _restore_loop(self, stage: RestoreStage) -> None:
-        clock = self.clocks["restore"]
         batch: list[Frame] = []
         while True:
             item = self._get(self._frames_q)
             if item is None:
                 return
             if isinstance(item, Frame):
+                if self.live is not None and self.live.is_late(
+                    item, newer_waiting=not self._frames_q.empty()
+                ):
+                    continue
+                if discontinuity(item):
+                    # a new connection: finish the old stream's frames, then forget its state
+                    if batch and not self._restore_batch(stage, batch):
+                        return
+                    batch = []
+                    stage.reset_state()
                 batch.append(item)
             if batch and (len(batch) == self.plan.batch or item is _END):
-                with clock.busy(len(batch)):
-                    restored = stage(batch)
+                if not self._restore_batch(stage, batch):
+                    return
                 batch = []
-                for frame in restored:
-                    if not self._put(self._restored_q, frame):
-                        return
             if item is _END:
                 self._put(self._restored_q, _END)
                 return
+
+    def _restore_batch(self, stage: RestoreStage, batch: list[Frame]) -> bool:
+        started = time.perf_counter()
+        with self.clocks["restore"].busy(len(batch)):
+            restored = stage(batch)
+        if self.live is not None:
+            self.live.restored(time.perf_counter() - started, len(batch))
+        return all(self._put(self._restored_q, frame) for frame in restored)
 
     def _sink_loop(self) -> None:
         if self.plan.device.type == "cpu":
             _yield_cpu_to_the_model()
         # created here so that the encoder's own threads inherit this thread's priority
-        sink = self._sink = FileSink(self.output_path, self.plan.output, self.source.passthrough)
+        segment = self.options.segment
+        sink = self._sink = (
+            FileSink(self.output_path, self.plan.output, self.source.passthrough)
+            if segment is None
+            else SegmentSink(self.output_path, self.plan.output, segment)
+        )
         clock = self.clocks["encode"]
         total = self.source.info.frame_count
         while True:
@@ -205,13 +260,15 @@ class Pipeline:
                 if isinstance(item, Frame):
                     sink.write_frame(item)
                     self.frames_out += 1
+                    if self.live is not None:
+                        self.live.written(item)
                 self._drain_packets(sink)
             if item is _END:
                 return
             if self._on_progress is not None:
                 self._on_progress(Progress(self.frames_out, total, time.perf_counter() - self._started))
 
-    def _drain_packets(self, sink: FileSink) -> None:
+    def _drain_packets(self, sink: FileSink | SegmentSink) -> None:
         while True:
             try:
                 packet = self._packets_q.get_nowait()
@@ -230,7 +287,7 @@ class Pipeline:
                 plan.model,
                 BackendOptions(device=plan.device, precision=plan.precision, channels_last=True),
             )
-            stage = RestoreStage(backend, plan.model.descriptor, plan.restore)
+            stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
         except BaseException:
             self.source.close()
             raise
@@ -290,7 +347,7 @@ class Pipeline:
         plan, info = self.plan, self.source.info
         stages = [c.stats(wall) for c in self.clocks.values()]
         return RunSummary(
-            input=str(self.input_path),
+            input=self.input,
             output=output,
             completed=True,
             frames_in=self.frames_in,
@@ -309,5 +366,18 @@ class Pipeline:
             encoder=plan.output.codec,
             pix_fmt=plan.output.pix_fmt,
             passthrough_packets=self.packets_out,
-            notes=list(plan.notes) + self.source.run_notes() + list(sink_notes),
+            frames_reused=stage.frames_reused,
+            scene_cuts=stage.scene_cuts,
+            notes=list(plan.notes) + self.source.run_notes() + list(sink_notes) + stage.run_notes(),
+            live=self._live_report(),
+            segments=[str(p) for p in self._sink.segments] if isinstance(self._sink, SegmentSink) else [],
+        )
+
+    def _live_report(self) -> LiveReport | None:
+        if self.live is None and not isinstance(self.source, LiveSource):
+            return None
+        if self.live is not None:
+            self.live.finish()
+        return live_report(
+            self.source, self.events, self.live, self.options.max_latency, interrupted=self._interrupted
         )

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunSummary", "StageClock", "StageStats"]
+__all__ = ["LatencyStats", "LiveReport", "RunSummary", "StageClock", "StageStats"]
 
 
 class StageClock:
@@ -57,6 +57,38 @@ class StageStats:
     fps: float  # frames per busy second: the stage's speed were it alone
 
 
+@dataclass(frozen=True)
+class LatencyStats:
+    """Wall time from a frame's arrival (decoded by the Source) to its hand-over to the encoder."""
+
+    frames: int = 0
+    mean_ms: float = 0.0
+    p50_ms: float = 0.0  # percentiles of the latest 10 000 frames
+    p95_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+@dataclass
+class LiveReport:
+    """What happened to a live input: connections, drops, latency, and every event with its time."""
+
+    live_mode: bool  # frames were dropped to bound latency (False: --no-live, every frame kept)
+    max_latency_s: float
+    connections: int  # successful ones, the first included
+    disconnects: int
+    reconnect_failures: int  # attempts that did not give a connection
+    frames_dropped: int
+    dropped_queue_full: int
+    dropped_late: int  # older than max_latency_s when Restore reached them
+    latency: LatencyStats
+    ended_by: str  # "interrupted", or why the input ended (reconnecting off, attempts used up)
+    events: list[Any] = field(default_factory=list)  # `vsr.media.live.LiveEvent`s, the latest 1000
+
+    @property
+    def interrupted(self) -> bool:
+        return self.ended_by == "interrupted"
+
+
 @dataclass
 class RunSummary:
     input: str
@@ -67,7 +99,7 @@ class RunSummary:
     wall_s: float
     fps: float
     stages: list[StageStats]  # decode, restore, encode: the three threads
-    restore_steps: list[StageStats]  # upload (+ colour), model, download (+ colour) inside restore
+    restore_steps: list[StageStats]  # upload (+ colour), [analyse, denoise], model, [temporal], download
     bottleneck: str
     model: str
     backend: str
@@ -78,7 +110,11 @@ class RunSummary:
     encoder: str
     pix_fmt: str
     passthrough_packets: int = 0
+    frames_reused: int = 0  # still frames that took the previous output instead of the model's
+    scene_cuts: int = 0  # cuts found after the first frame (counted when a step needs them)
     notes: list[str] = field(default_factory=list)
+    live: LiveReport | None = None  # live inputs (RTSP, RTMP, HTTP, camera) only
+    segments: list[str] = field(default_factory=list)  # the files written with --segment, in order
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

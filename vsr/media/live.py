@@ -1,0 +1,347 @@
+"""`LiveSource`: frames of a live input (RTSP, RTMP, HTTP, V4L2 camera) that survive disconnects.
+
+It offers what the pipeline uses of `FileSource` (``info``, ``passthrough``, ``items``,
+``run_notes``, ``close``) and adds a reconnect policy and an event log. One connection is
+opened and its first frame decoded when the source is created, because the run is planned from
+that frame's size, pixel format and colour. After that, the end of a stream, a read that stalls
+past the read timeout and a connection error are all the same event: a disconnect, followed by
+reconnect attempts with exponential backoff. What changes across connections is hidden from
+the rest of the run:
+
+- timestamps: one strictly increasing timeline (`RebasingClock`, in 1/90000 s), each connection
+  continuing one frame after the last frame of the one before (an outage leaves no hole in the
+  recording; the event log has its wall times);
+- size and pixel format: a camera that comes back at another resolution has its frames scaled to
+  the first connection's size (swscale, on the Source thread), so the model, the encoder and the
+  output keep their size; the event log says so;
+- the decoder: each connection gets a fresh one, so a codec change is no problem either.
+
+Only the video is read; audio is not recorded from live inputs (yet), and the run says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from types import TracebackType
+from typing import Self
+
+import av
+import av.stream
+
+from vsr.errors import ConfigError, InputError
+from vsr.media.formats import format_traits, nearest_format
+from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
+from vsr.media.info import VideoInfo, color_of
+from vsr.media.input_file import codec_name
+from vsr.media.live_input import LiveConnection, LiveConnectOptions, live_kind, open_live, redact
+from vsr.media.planes import plane_views
+from vsr.media.timestamps import RebasingClock
+
+__all__ = ["LIVE_TIME_BASE", "EventLog", "LiveEvent", "LiveSource", "ReconnectPolicy"]
+
+log = logging.getLogger(__name__)
+
+LIVE_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; 1/1000 (RTMP) converts to it exactly
+_FALLBACK_RATE = Fraction(25)
+_MAX_EVENTS = 1000  # the event log keeps the latest; counters keep counting
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconnectPolicy:
+    """``attempts``: consecutive failed attempts before giving up (0: never reconnect, -1: forever).
+
+    Attempt k (0, 1, ...) waits ``interval_s * 2**k``, at most ``max_interval_s``; a connection
+    that delivers a frame resets the count. The first connection gets the same number of tries.
+    """
+
+    attempts: int = 10
+    interval_s: float = 1.0
+    max_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < -1:
+            raise ConfigError(f"--reconnect-attempts must be -1 (forever), 0 or more, got {self.attempts}")
+        if self.interval_s < 0 or self.max_interval_s < self.interval_s:
+            raise ConfigError("--reconnect-interval must be >= 0 and at most the maximum interval")
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_interval_s, self.interval_s * 2.0 ** min(failures, 30))
+
+    def exhausted(self, failures: int) -> bool:
+        return self.attempts != -1 and failures >= self.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    kind: str  # connected, disconnected, reconnect_failed, gave_up, resized, dropped
+    wall_time: float  # time.time()
+    detail: str
+
+
+class EventLog:
+    """What happened to a live run, for the log and the summary. Safe to use from any thread."""
+
+    def __init__(self) -> None:
+        self._events: deque[LiveEvent] = deque(maxlen=_MAX_EVENTS)
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, detail: str, *, level: int = logging.WARNING) -> None:
+        with self._lock:
+            self._events.append(LiveEvent(kind, time.time(), detail))
+            self.counts[kind] += 1
+        log.log(level, "%s: %s", kind, detail)
+
+    def events(self) -> list[LiveEvent]:
+        with self._lock:
+            return list(self._events)
+
+
+class LiveSource:
+    """The video of a live input as `Frame`s, across disconnects; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect: LiveConnectOptions | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        events: EventLog | None = None,
+    ) -> None:
+        kind = live_kind(url)
+        if kind is None:
+            raise ConfigError(f"not a live input: {url} (rtsp://, rtmp://, http(s):// or /dev/videoN)")
+        self.url, self.kind = url, kind
+        self.connect = connect or LiveConnectOptions()
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.events = events or EventLog()
+        self.end_reason: str | None = None  # why items() ended, when it ended on its own
+        self._stop = threading.Event()
+        self._runtime_notes: list[str] = []
+        self._frames_out = 0
+        self._started = False
+        self._closed = False
+        self._resized_connection = -1
+        self._new_connection = False  # the next frame starts a new connection (a discontinuity)
+        self._failures, self._last_failure = 0, ""
+        self.connections = 0
+        first = self._connect_with_retries(initial=True)
+        if first is None:
+            raise InputError(self._gave_up_message())
+        self._conn: LiveConnection | None = first
+        try:
+            self._info = self._describe(first)
+        except BaseException:
+            first.close()
+            raise
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
+
+    @property
+    def passthrough(self) -> tuple[av.stream.Stream, ...]:
+        return ()
+
+    @property
+    def frames_read(self) -> int:
+        return self._frames_out
+
+    @property
+    def pts_repairs(self) -> int:
+        return self._clock.repairs
+
+    def run_notes(self) -> list[str]:
+        notes = list(self._runtime_notes)
+        if self._clock.repairs:
+            notes.append(
+                f"repaired {self._clock.repairs} timestamps that were missing, repeated or went back"
+            )
+        if self._clock.discontinuities:
+            notes.append(f"the stream's clock jumped back {self._clock.discontinuities} times; rebased")
+        return notes
+
+    def stop(self) -> None:
+        """Make `items` end soon (at the next frame, or within the read timeout); any thread."""
+        self._stop.set()
+
+    def items(self) -> Iterator[Frame]:
+        """Frames until stopped or the reconnect policy gives up (then ``end_reason`` says why)."""
+        if self._started:
+            raise RuntimeError("LiveSource.items() can be iterated only once")
+        self._started = True
+        try:
+            while self._conn is not None and not self._stop.is_set():
+                for frame in self._conn.frames():
+                    yield self._frame(frame)
+                    if self._stop.is_set():
+                        return
+                reason = self._conn.end_reason
+                self._conn.close()
+                self._conn = None
+                if self._stop.is_set():
+                    return
+                self.events.add("disconnected", f"{redact(self.url)}: {reason}")
+                if self.reconnect.attempts == 0:
+                    self.end_reason = f"the stream ended ({reason}); reconnecting is off"
+                    return
+                self._conn = self._connect_with_retries(initial=False)
+                if self._conn is not None:
+                    self._clock.start_connection(self._frame_duration(self._conn.video))
+                    self._new_connection = True
+                elif not self._stop.is_set():
+                    self.end_reason = self._gave_up_message()
+                    self.events.add("gave_up", self.end_reason, level=logging.ERROR)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._conn is not None and not self._started:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- connecting -----------------------------------------------------------------------------
+
+    def _connect_with_retries(self, *, initial: bool) -> LiveConnection | None:
+        """A new connection, or None when stopped or when the policy gives up (``_last_failure``)."""
+        failures = 0
+        while not self._stop.is_set():
+            # the first connection is tried at once; a reconnect waits first, the server may be
+            # restarting
+            if (not initial or failures) and self._stop.wait(self.reconnect.delay(failures - initial)):
+                return None
+            try:
+                conn = self._open_once()
+            except InputError as error:
+                failures += 1
+                self._failures, self._last_failure = failures, str(error)
+                kind = "connect_failed" if initial else "reconnect_failed"
+                self.events.add(kind, f"attempt {failures}: {error}")
+                if self.reconnect.exhausted(failures - initial):
+                    return None
+                continue
+            self.connections += 1
+            first = conn.pending[0]
+            what = "connected" if self.connections == 1 else "reconnected"
+            self.events.add(what, f"{redact(self.url)} ({first.width}x{first.height})", level=logging.INFO)
+            return conn
+        return None
+
+    def _open_once(self) -> LiveConnection:
+        container = open_live(self.url, self.kind, self.connect)
+        try:
+            conn = LiveConnection(container, self.url, self.connect.read_timeout_s)
+            conn.first_frame(self.connect.open_timeout_s)
+        except InputError as error:
+            container.close()
+            raise InputError(f"connected, but no video frame came: {error}") from None
+        except BaseException:
+            container.close()
+            raise
+        return conn
+
+    def _gave_up_message(self) -> str:
+        return f"cannot connect to {redact(self.url)} after {self._failures} attempts: {self._last_failure}"
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def _frame_duration(self, video: av.video.stream.VideoStream) -> int:
+        rate = video.average_rate or video.guessed_rate or _FALLBACK_RATE
+        return max(1, round(1 / (Fraction(rate) * LIVE_TIME_BASE)))
+
+    def _describe(self, conn: LiveConnection) -> VideoInfo:
+        first = conn.pending[0]
+        video = conn.video
+        notes: list[str] = []
+        decoded_fmt = first.format.name
+        pix_fmt = decoded_fmt if decoded_fmt in PIXEL_FORMATS else nearest_format(decoded_fmt, PIXEL_FORMATS)
+        if pix_fmt != decoded_fmt:
+            notes.append(f"decoded pixel format {decoded_fmt} is converted to {pix_fmt}")
+        if first.interlaced_frame:
+            notes.append(
+                "the live input is interlaced; its fields are passed through (no live deinterlacing)"
+            )
+        if conn.others:
+            notes.append("only the video of a live input is recorded (no audio or other streams)")
+        self._pix_fmt, self._layout = pix_fmt, pixel_layout(pix_fmt)
+        self._size = (first.width, first.height)
+        self._color = color_of(first, video.codec_context)
+        self._clock = RebasingClock(LIVE_TIME_BASE, frame_duration=self._frame_duration(video))
+        rate = video.average_rate or video.guessed_rate
+        sar = video.sample_aspect_ratio
+        return VideoInfo(
+            path=self.url,
+            container_format=conn.container.format.name,
+            codec=codec_name(video),
+            width=first.width,
+            height=first.height,
+            pix_fmt=pix_fmt,
+            decoded_pix_fmt=decoded_fmt,
+            time_base=LIVE_TIME_BASE,
+            average_rate=Fraction(rate) if rate else None,
+            frame_count=None,
+            frame_count_estimated=True,
+            duration=None,
+            color=self._color,
+            rotation=0.0,
+            interlaced=bool(first.interlaced_frame),
+            deinterlaced=False,
+            sample_aspect_ratio=Fraction(sar) if sar else None,
+            start_pts=0,
+            bits=format_traits(pix_fmt).bits,
+            timestamps_synthesized=False,
+            stream_index=video.index,
+            notes=tuple(notes),
+        )
+
+    def _frame(self, frame: av.VideoFrame) -> Frame:
+        width, height = self._size
+        if (frame.width, frame.height) != self._size or frame.format.name != self._pix_fmt:
+            if (frame.width, frame.height) != self._size and self._resized_connection != self.connections:
+                self._resized_connection = self.connections
+                self.events.add(
+                    "resized",
+                    f"the stream is now {frame.width}x{frame.height}; its frames are scaled to "
+                    f"{width}x{height}, the size the run started with",
+                )
+            frame = frame.reformat(width=width, height=height, format=self._pix_fmt)
+        pts = self._clock.next(frame.pts, frame.time_base or LIVE_TIME_BASE)
+        out = Frame(
+            index=self._frames_out,
+            pts=pts,
+            time_base=LIVE_TIME_BASE,
+            pix_fmt=self._pix_fmt,
+            width=width,
+            height=height,
+            planes=plane_views(frame, self._layout),
+            color=self._color,
+            key_frame=bool(frame.key_frame),
+            produced_at=time.monotonic(),
+        )
+        if self._new_connection:
+            self._new_connection = False
+            out.extra["discontinuity"] = True
+        self._frames_out += 1
+        return out

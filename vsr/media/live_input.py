@@ -1,0 +1,180 @@
+"""Live inputs (RTSP, RTMP, HTTP streams, V4L2 cameras): recognising them and opening one connection.
+
+What FFmpeg does on this platform (FFmpeg 8.1 through PyAV 18, measured against gst-rtsp-server;
+``tests/test_live.py`` checks each option below really takes effect, since FFmpeg silently
+ignores options it does not know):
+
+- Starting at the live edge comes from a short stream analysis at open, not from
+  ``fflags=nobuffer``. Against a 25 fps RTSP stream (``docs/BENCHMARKS.md``): FFmpeg's default
+  analysis took 1.1 s before the first frame, then caught up with the live edge (the analysed
+  packets are replayed, nothing is lost); ``probesize=32`` opened in 0.06 s with every frame from
+  the first; ``fflags=nobuffer`` throws the analysed packets away, which never lowered the
+  latency once caught up and always lost data: the first keyframe and so the whole first GOP
+  with ``probesize=32`` (1 s here, several seconds on cameras), 2 s with the default analysis.
+  So live inputs get the short analysis and not ``nobuffer``: for RTSP ``probesize=32`` (the SDP
+  describes the streams, and vsr decodes the first frame itself), elsewhere ``analyzeduration``
+  of 1 s (MPEG-TS over HTTP needs to see its tables).
+- A read timeout (PyAV's ``timeout=(open, read)``, which works for every protocol) interrupts a
+  stalled read, but the RTSP demuxer then hands over the frame it was holding and only the next
+  read fails: a stall is detected after twice the timeout. Each read therefore gets half of the
+  read timeout asked for, so that a stall is detected within it.
+- When a server dies the demuxer simply ends, with no error; a frozen server blocks until the
+  read timeout. Keyframe flags on RTSP packets are unreliable (the decoded frame's are used) and
+  the first frame may have no pts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+import av.container
+
+from vsr.errors import ConfigError, InputError
+from vsr.media.ffmpeg_errors import ffmpeg_reason
+
+__all__ = ["LiveConnectOptions", "LiveConnection", "LiveKind", "live_kind", "open_live", "redact"]
+
+log = logging.getLogger(__name__)
+
+LiveKind = Literal["rtsp", "rtmp", "http", "camera"]
+_SCHEMES: dict[str, LiveKind] = {
+    "rtsp": "rtsp",
+    "rtsps": "rtsp",
+    "rtmp": "rtmp",
+    "rtmps": "rtmp",
+    "http": "http",
+    "https": "http",
+}
+_CAMERA = re.compile(r"^/dev/video\d+$")
+_MAX_DECODE_ERRORS = 50  # consecutive undecodable packets that count as a lost stream
+
+
+def live_kind(text: str) -> LiveKind | None:
+    """What kind of live input ``text`` names, or None for a file path."""
+    scheme, sep, _ = text.partition("://")
+    if sep:
+        return _SCHEMES.get(scheme.lower())
+    return "camera" if _CAMERA.match(text) else None
+
+
+def redact(url: str) -> str:
+    """The URL without a password, for messages and logs (cameras are often rtsp://user:pass@...)."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveConnectOptions:
+    """How one connection is opened and read; the reconnect policy lives with the source."""
+
+    transport: Literal["tcp", "udp"] = "tcp"  # RTSP only
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0  # a read stalled this long counts as a disconnect
+    low_latency: bool = True  # a short stream analysis at open, so the first frame comes at once
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("tcp", "udp"):
+            raise ConfigError(f"--rtsp-transport must be tcp or udp, got {self.transport!r}")
+        if self.open_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ConfigError("--open-timeout and --read-timeout must be positive seconds")
+
+    def ffmpeg_options(self, kind: LiveKind) -> dict[str, str]:
+        options: dict[str, str] = {}
+        if kind == "rtsp":
+            options["rtsp_transport"] = self.transport
+        if self.low_latency:
+            if kind == "rtsp":
+                options["probesize"] = "32"
+            else:
+                options["analyzeduration"] = "1000000"
+        return options
+
+
+def open_live(url: str, kind: LiveKind, options: LiveConnectOptions) -> av.container.InputContainer:
+    """One connection, or an `InputError` that says why there is none (the caller may retry and
+    names the URL)."""
+    try:
+        return av.open(
+            url,
+            mode="r",
+            format="v4l2" if kind == "camera" else None,
+            options=options.ffmpeg_options(kind),
+            timeout=(options.open_timeout_s, options.read_timeout_s / 2),
+            metadata_errors="replace",
+        )
+    except av.ExitError:
+        raise InputError(f"no answer within {options.open_timeout_s:g} s") from None
+    except av.FFmpegError as error:
+        raise InputError(ffmpeg_reason(error)) from None
+
+
+class LiveConnection:
+    """One open connection: its demuxer, its decoder, and why it ended."""
+
+    def __init__(self, container: av.container.InputContainer, url: str, read_timeout_s: float) -> None:
+        self.container = container
+        videos = container.streams.video
+        if not videos:
+            raise InputError(f"{redact(url)} has no video stream")
+        self.video = videos[0]
+        if self.video.codec_context is None:
+            raise InputError(f"this FFmpeg build cannot decode the video of {redact(url)}")
+        # Frame threading delays every frame by one frame per thread; slices do not.
+        self.video.thread_type = "SLICE"
+        self.others = len(container.streams) - 1
+        self._packets = container.demux(self.video)
+        self._read_timeout_s = read_timeout_s
+        self.pending: deque[av.VideoFrame] = deque()
+        self.end_reason = "the stream ended"
+
+    def first_frame(self, within_s: float) -> av.VideoFrame:
+        """Decode up to the first frame (kept for `frames`), or raise `InputError` saying why not."""
+        for frame in self.frames(deadline=time.monotonic() + within_s):
+            self.pending.appendleft(frame)
+            return frame
+        raise InputError(self.end_reason)
+
+    def frames(self, deadline: float | None = None) -> Iterator[av.VideoFrame]:
+        while self.pending:
+            yield self.pending.popleft()
+        errors = 0
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                # packets keep coming but none decodes (no keyframe yet, or not video at all)
+                self.end_reason = "no decodable frame arrived in time"
+                return
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return
+            except av.ExitError:
+                self.end_reason = f"no data for {self._read_timeout_s:g} s (read timeout)"
+                return
+            except av.FFmpegError as error:
+                self.end_reason = ffmpeg_reason(error)
+                return
+            try:
+                frames = self.video.decode(packet)
+            except av.FFmpegError as error:
+                # packet loss (UDP) or a damaged packet: the decoder conceals it from the next one
+                errors += 1
+                if errors >= _MAX_DECODE_ERRORS:
+                    self.end_reason = (
+                        f"{errors} packets in a row could not be decoded ({ffmpeg_reason(error)})"
+                    )
+                    return
+                continue
+            errors = 0
+            yield from frames
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except (av.FFmpegError, OSError) as error:
+            log.debug("closing a live connection failed: %s", ffmpeg_reason(error))
