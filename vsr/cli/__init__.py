@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from vsr import __version__
+from vsr.cli.bench import bench_command
 from vsr.cli.build_engine import build_engine_command
 from vsr.cli.engines import engines_command
 from vsr.cli.errors import set_debug
@@ -48,6 +49,7 @@ app.command("upscale")(upscale)
 app.command("probe")(probe)
 app.command("eval")(eval_command)
 app.command("train")(train_command)
+app.command("bench")(bench_command)
 app.command("build-engine")(build_engine_command)
 app.command("engines")(engines_command)
 app.command("models")(models_command)
