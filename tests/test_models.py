@@ -22,6 +22,7 @@ from vsr.models import (
     load_model,
     load_state_dict,
 )
+from vsr.models.builtin import builtin_weights
 from vsr.models.compact import build_compact, is_compact
 from vsr.models.rrdb import build_rrdb, is_rrdb
 
@@ -319,7 +320,8 @@ def test_unknown_name(tmp_path: Path) -> None:
     msg = _one_line(exc)
     assert (
         msg.startswith("unknown model '")
-        and "not a built-in model (bicubic, lanczos) and no such file" in msg
+        and f"not a built-in model ({', '.join(['bicubic', 'lanczos', *builtin_weights()])}) and no such file"
+        in msg
     )
 
 
