@@ -44,8 +44,14 @@ def test_every_stage_has_a_positive_fps_and_counts_every_frame(bench_run: tuple[
 def test_efficiency_is_end_to_end_over_the_slowest_stage(bench_run: tuple[str, dict, Path]) -> None:
     _, data, _ = bench_run
     fps = {name: s["fps"] for name, s in data["stages"].items()}
-    assert data["efficiency"] == pytest.approx(data["end_to_end_fps"] / min(fps.values()), abs=1e-3)
-    assert data["bottleneck"] == min(fps, key=lambda k: fps[k])
+    steps = ("upload", "model", "download")
+    restore_s = sum(data["stages"][k]["seconds"] for k in steps)
+    assert data["restore_fps"] == pytest.approx(data["stages"]["model"]["frames"] / restore_s, rel=1e-3)
+    threads = {"decode": fps["decode"], "restore": data["restore_fps"], "encode": fps["encode"]}
+    assert data["efficiency"] == pytest.approx(data["end_to_end_fps"] / min(threads.values()), abs=1e-3)
+    slowest = min(threads, key=lambda k: threads[k])
+    inner = min(steps, key=lambda k: fps[k])
+    assert data["bottleneck"] == (f"restore ({inner})" if slowest == "restore" else slowest)
     assert isinstance(data["efficiency"], float) and data["efficiency"] > 0
 
 
@@ -60,7 +66,7 @@ def test_json_fields_are_numbers(bench_run: tuple[str, dict, Path]) -> None:
 
 def test_table_and_gpu_note_on_a_machine_without_a_gpu(bench_run: tuple[str, dict, Path]) -> None:
     output, data, _ = bench_run
-    assert "efficiency (end-to-end / slowest stage)" in output
+    assert "efficiency (end-to-end / slowest of decode, restore, encode)" in output
     assert any(line.startswith("decode ") for line in output.splitlines())
     notes = [n for n in data["notes"] if n.startswith("GPU metrics")]
     assert notes == ["GPU metrics: not sampled, the run used cpu, not a CUDA GPU"]
