@@ -52,6 +52,8 @@ from vsr.train import (
     save_checkpoint,
 )
 
+from training_images import make_training_root
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 runner = CliRunner()
 
@@ -85,23 +87,10 @@ _SR = {"scale": 2, "task": "sr", "arch": "compact", "hp": "num_feat = 8\nnum_con
 _SR |= {"degradation": "bicubic"}
 
 
-def _smooth_image(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    # Upsampled noise: structure a denoiser can keep while it removes the white noise.
-    small = rng.integers(0, 256, (size[1] // 6, size[0] // 6, 3), dtype=np.uint8)
-    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i in range(3):
-        _smooth_image(rng, (60, 48)).save(root / "train" / f"t{i}.png")
-    for i in range(2):
-        _smooth_image(rng, (31, 25)).save(root / "val" / f"v{i}.png")  # odd sizes: padded and cropped
-    return root
+    # odd validation sizes: the evaluation pads and crops back
+    return make_training_root(tmp_path_factory.mktemp("data"), val_size=(31, 25))
 
 
 def _recipe(tmp_path: Path, data_root: Path, *, steps: int = 4, **fields: object) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
@@ -47,6 +46,8 @@ from vsr.train import (
     parameter_count,
     read_weights_metadata,
 )
+
+from training_images import make_training_root, smooth_image
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 runner = CliRunner()
@@ -78,23 +79,9 @@ warmup_steps = 1
 """
 
 
-def _smooth_image(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    # Upsampled noise: detail a network can learn to restore, unlike white noise.
-    small = rng.integers(0, 256, (size[1] // 6, size[0] // 6, 3), dtype=np.uint8)
-    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i in range(3):
-        _smooth_image(rng, (60, 48)).save(root / "train" / f"t{i}.png")
-    for i in range(2):
-        _smooth_image(rng, (48, 36)).save(root / "val" / f"v{i}.png")
-    return root
+    return make_training_root(tmp_path_factory.mktemp("data"))
 
 
 def _recipe(tmp_path: Path, data_root: Path, *, steps: int = 4, extra: str = "", extra_top: str = "") -> Path:
@@ -225,8 +212,8 @@ def test_patches_are_augmented_crops_of_the_images() -> None:
 
 def test_jpegs_are_shrunk_once_and_lossless_images_kept(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    _smooth_image(rng, (64, 48)).save(tmp_path / "a.jpg", quality=95)
-    _smooth_image(rng, (30, 20)).save(tmp_path / "b.png")
+    smooth_image(rng, (64, 48)).save(tmp_path / "a.jpg", quality=95)
+    smooth_image(rng, (30, 20)).save(tmp_path / "b.png")
     (tmp_path / "copyright").write_text("not an image")
     bank = load_image_bank([tmp_path], lossy_downscale=2, min_side=8)
     assert [a.shape for a in bank] == [(24, 32, 3), (20, 30, 3)]

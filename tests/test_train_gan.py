@@ -44,6 +44,8 @@ from vsr.train import (
 )
 from vsr.train.checkpoint import check_resumable
 
+from training_images import make_training_root, smooth_image
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 
 RECIPE = """
@@ -85,22 +87,9 @@ d_warmup_steps = {warmup}
 """
 
 
-def _smooth_image(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    small = rng.integers(0, 256, (size[1] // 6, size[0] // 6, 3), dtype=np.uint8)
-    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i in range(3):
-        _smooth_image(rng, (60, 48)).save(root / "train" / f"t{i}.png")
-    for i in range(2):
-        _smooth_image(rng, (48, 36)).save(root / "val" / f"v{i}.png")
-    return root
+    return make_training_root(tmp_path_factory.mktemp("data"))
 
 
 def _recipe(
@@ -229,7 +218,7 @@ def test_gradient_and_ssim_losses() -> None:
 
 def test_gradient_ratio_tells_blur_from_noise() -> None:
     rng = np.random.default_rng(1)
-    hr = np.asarray(_smooth_image(rng, (40, 30)))
+    hr = np.asarray(smooth_image(rng, (40, 30)))
     blurred = np.asarray(Image.fromarray(hr).resize((10, 8)).resize((40, 30), Image.Resampling.BILINEAR))
     noisy = np.clip(hr.astype(int) + rng.integers(-30, 31, hr.shape), 0, 255).astype(np.uint8)
     assert gradient_ratio(hr, hr) == 1.0
