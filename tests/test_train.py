@@ -39,6 +39,7 @@ from vsr.train import (
     charbonnier_loss,
     conv_flops_per_pixel,
     dihedral,
+    export_weights,
     l1_loss,
     load_checkpoint,
     load_image_bank,
@@ -46,6 +47,7 @@ from vsr.train import (
     parameter_count,
     read_weights_metadata,
 )
+from vsr.train.losses import MSE_Y_CHROMA_WEIGHT, mse_loss, mse_y_loss
 
 from training_images import make_training_root, smooth_image
 
@@ -141,13 +143,15 @@ def test_unknown_model_key_and_bad_type(tmp_path: Path, data_root: Path) -> None
         build_model(load_recipe(leaky))
 
 
-@pytest.mark.parametrize("name", ["fast-x2", "fast-x4", "compact-x2", "compact-x4"])
+@pytest.mark.parametrize(
+    "name", ["fast-x2", "fast-x4", "fast-x2-ft", "fast-x4-ft", "compact-x2", "compact-x4"]
+)
 def test_shipped_recipes_meet_their_budgets(name: str) -> None:
     recipe = load_recipe(CONFIGS / f"{name}.toml")
     module = build_model(recipe).module
     per_frame = conv_flops_per_pixel(module) * 640 * 360
     params = parameter_count(module)
-    assert recipe.scale == int(name[-1])
+    assert recipe.scale == int(name.split("-")[1][1])
     assert recipe.data.train[0].endswith("shared/data/images/train")
     assert recipe.data.val.endswith("images/eval/Set5")
     if name.startswith("fast"):
@@ -227,6 +231,43 @@ def test_losses_match_hand_values() -> None:
     eps = 1e-3
     expected = (eps + math.sqrt(0.25**2 + eps**2) + math.sqrt(1 + eps**2)) / 3
     assert charbonnier_loss(pred, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mse_losses_match_hand_values() -> None:
+    target = torch.zeros(1, 3, 2, 2)
+    grey = target + 0.1  # the same step in R, G and B moves Y alone: 0.1 x 219/255
+    assert mse_loss(grey, target).item() == pytest.approx(0.01)
+    assert mse_y_loss(grey, target).item() == pytest.approx((0.1 * 219 / 255) ** 2, rel=1e-5)
+    # A step of Cb alone (the inverse of rgb2ycbcr's matrix applied to (0, 0.1, 0)) weighs 0.1.
+    m = torch.tensor([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255
+    step = torch.linalg.solve(m, torch.tensor([0.0, 0.1, 0.0]))
+    blue = target + step.view(1, 3, 1, 1)
+    assert mse_y_loss(blue, target).item() == pytest.approx(MSE_Y_CHROMA_WEIGHT * 0.01, rel=1e-4)
+
+
+def test_init_from_fine_tunes_exported_weights(tmp_path: Path, data_root: Path) -> None:
+    base = load_recipe(_recipe(tmp_path, data_root))
+    start = build_model(base, seed=5).module  # other weights than the recipe's own seed gives
+    (tmp_path / "runs").mkdir()
+    export_weights(start, tmp_path / "runs" / "l1.safetensors", recipe=base, steps=0)
+    top = 'init_from = "runs/l1.safetensors"\nloss = "mse-y"'
+    recipe = load_recipe(_recipe(tmp_path, data_root, extra_top=top))
+    assert recipe.init_from == str(tmp_path / "runs" / "l1.safetensors") and recipe.loss == "mse-y"
+    trainer = Trainer(recipe, tmp_path / "ft")
+    for got in (trainer.model.state_dict(), trainer.ema.module.state_dict()):
+        assert all(torch.equal(got[k].float(), v.float()) for k, v in start.state_dict().items())
+    trainer.run()
+    trainer.export(tmp_path / "ft.safetensors")  # the shipped metadata names the start, not this machine
+    assert (
+        read_weights_metadata(tmp_path / "ft.safetensors")["training"]["init_from"] == "runs/l1.safetensors"
+    )
+
+    for top, message in [
+        ('init_from = "runs/none.safetensors"', "init_from .*none.safetensors not found; export the run"),
+        ('init_from = "runs/l1.pt"', "init_from must be a .safetensors file"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            Trainer(load_recipe(_recipe(tmp_path, data_root, extra_top=top)), tmp_path / "bad")
 
 
 def test_lr_schedules() -> None:

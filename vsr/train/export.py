@@ -80,6 +80,8 @@ def _portable(recipe: dict[str, Any]) -> dict[str, Any]:
     portable = {**recipe, "data": data}
     if recipe.get("gan") and recipe["gan"].get("init_from"):  # the PSNR stage's weights: its run
         portable["gan"] = {**recipe["gan"], "init_from": short(recipe["gan"]["init_from"])}
+    if recipe.get("init_from"):  # the weights a fine-tuning run started from
+        portable["init_from"] = short(recipe["init_from"])
     return portable
 
 

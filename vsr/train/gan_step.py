@@ -36,19 +36,25 @@ GAN_STATE_KEYS = ("discriminator", "d_optimizer", "d_scheduler", "d_scaler")
 _D_SEED = 0xD15C
 
 
-def load_generator_weights(module: nn.Module, path: str, descriptor: ModelDescriptor) -> None:
-    """Copy a PSNR model's exported weights into ``module`` (the generator a GAN run starts from)."""
+def load_generator_weights(
+    module: nn.Module, path: str, descriptor: ModelDescriptor, *, key: str = "gan.init_from"
+) -> None:
+    """Copy exported weights into ``module``: the PSNR generator a GAN run starts from, or any
+    recipe's ``init_from`` (``key`` names the recipe key in the messages)."""
     if not Path(path).is_file():
-        raise ConfigError(
-            f"gan.init_from {path} not found; train and export the PSNR stage first (its sibling recipe)"
+        hint = (
+            "train and export the PSNR stage first (its sibling recipe)"
+            if key.startswith("gan")
+            else ("export the run it continues first")
         )
+        raise ConfigError(f"{key} {path} not found; {hint}")
     loaded = load_model(path)
     d = loaded.descriptor
     seen = (d.architecture, d.scale, dict(d.hyperparameters))
     want = (descriptor.architecture, descriptor.scale, dict(descriptor.hyperparameters))
     if seen != want:
         raise ConfigError(
-            f"gan.init_from {Path(path).name} is {d.architecture} x{d.scale} {dict(d.hyperparameters)}, "
+            f"{key} {Path(path).name} is {d.architecture} x{d.scale} {dict(d.hyperparameters)}, "
             f"the recipe trains {want[0]} x{want[1]} {want[2]}; use weights of the recipe's own model"
         )
     module.load_state_dict(loaded.module.state_dict())

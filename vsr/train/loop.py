@@ -123,6 +123,8 @@ class Trainer:
         )
         if recipe.gan is not None and recipe.gan.init_from and checkpoint is None:
             load_generator_weights(self.model, recipe.gan.init_from, self.descriptor)
+        if recipe.init_from and checkpoint is None:
+            load_generator_weights(self.model, recipe.init_from, self.descriptor, key="init_from")
         self.ema = EMA(self.model, recipe.ema_decay)
         self.optimizer = build_optimizer(self.model.parameters(), recipe.optimizer)
         self.scheduler = build_scheduler(

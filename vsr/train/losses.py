@@ -1,4 +1,4 @@
-"""Pixel-side losses: L1 and Charbonnier (PSNR training), and image-gradient and SSIM terms (GAN).
+"""Pixel-side losses: L1, Charbonnier and MSE (PSNR training), and image-gradient and SSIM terms (GAN).
 
 Every loss computes in float32 whatever the prediction's dtype, with autocast off, so a bf16
 forward never lowers the precision of the quantity being minimised.
@@ -21,6 +21,8 @@ __all__ = [
     "gradient_loss",
     "l1_loss",
     "make_loss",
+    "mse_loss",
+    "mse_y_loss",
     "ssim",
     "ssim_loss",
 ]
@@ -44,6 +46,40 @@ def charbonnier_loss(pred: Tensor, target: Tensor, eps: float = CHARBONNIER_EPS)
     """``mean(sqrt(d^2 + eps^2))``: L1 away from zero, smooth (and with a defined gradient) at it."""
     diff = pred.float() - target.float()
     return torch.sqrt(diff * diff + eps * eps).mean()
+
+
+def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over R, G and B: what RGB PSNR measures."""
+    diff = pred.float() - target.float()
+    return (diff * diff).mean()
+
+
+# BT.601 studio-swing YCbCr from RGB in [0, 1], as `vsr.quality` scores (MATLAB's rgb2ycbcr / 255);
+# the offsets cancel in a difference, so only the matrix is needed.
+_YCBCR = (
+    torch.tensor(
+        [
+            [65.481, 128.553, 24.966],
+            [-37.797, -74.203, 112.0],
+            [112.0, -93.786, -18.214],
+        ]
+    )
+    / 255.0
+)
+MSE_Y_CHROMA_WEIGHT = 0.1
+
+
+def mse_y_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """MSE of the BT.601 Y channel (what the SR papers' PSNR-Y measures) plus 0.1 x that of Cb, Cr.
+
+    The small chroma term keeps colour anchored: with Y alone, the two directions of RGB space
+    that do not change Y would be free to drift.
+    """
+    diff = pred.float() - target.float()
+    m = _YCBCR.to(diff.device)
+    ycc = torch.einsum("ij,njhw->nihw", m, diff)
+    sq = (ycc * ycc).mean(dim=(0, 2, 3))
+    return sq[0] + MSE_Y_CHROMA_WEIGHT * (sq[1] + sq[2])
 
 
 def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -98,7 +134,12 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - ssim(pred, target)
 
 
-LOSSES: dict[str, Loss] = {"l1": l1_loss, "charbonnier": charbonnier_loss}
+LOSSES: dict[str, Loss] = {
+    "l1": l1_loss,
+    "charbonnier": charbonnier_loss,
+    "mse": mse_loss,
+    "mse-y": mse_y_loss,
+}
 
 
 def make_loss(name: str) -> Loss:

@@ -15,9 +15,12 @@ from any current directory.
     [optimizer]  name = "adam" | "adamw", lr, betas, weight_decay, grad_clip
     [schedule]   name = "cosine" | "step", warmup_steps, min_lr, milestones, gamma
     [gan]        optional: GAN fine-tuning (see `GanSpec`); its presence turns it on
+    init_from    optional: exported weights (.safetensors) of the recipe's own model to start
+                 from (fine-tuning, e.g. with loss = "mse-y" after an L1 run); "": random
 
-``[gan] init_from`` is relative to the recipe file (like ``[data] root``), not to the data root:
-it names another run's exported weights, which live with the runs, not with the data.
+``init_from`` and ``[gan] init_from`` are relative to the recipe file (like ``[data] root``), not
+to the data root: they name another run's exported weights, which live with the runs or with the
+package, not with the data.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ __all__ = [
     "recipe_from_dict",
 ]
 
-LossName = Literal["l1", "charbonnier"]
+LossName = Literal["l1", "charbonnier", "mse", "mse-y"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 TaskName = Literal["sr", "denoise"]
 
@@ -136,6 +139,7 @@ class Recipe:
     log_every: int = 100
     val_every: int = 1000
     checkpoint_every: int = 1000
+    init_from: str = ""  # weights (.safetensors) of this model to start from; "": random
     gan: GanSpec | None = None
 
     def __post_init__(self) -> None:
@@ -192,6 +196,7 @@ def _check_recipe(r: Recipe) -> None:
             raise ConfigError(f"recipe: model.{key} must be {known[key].__name__}, got {value!r}")
     if r.gan is not None:
         _check_gan(r.gan, r)
+    _check_init_from(r)
     _check_task(r)
 
 
@@ -217,6 +222,13 @@ def _check_task(r: Recipe) -> None:
         )
     if r.gan is not None:
         raise ConfigError("recipe: [gan] fine-tuning is for SR recipes; remove it from a denoise recipe")
+
+
+def _check_init_from(r: Recipe) -> None:
+    if r.init_from and not r.init_from.endswith(".safetensors"):
+        raise ConfigError(f"recipe: init_from must be a .safetensors file, got {r.init_from!r}")
+    if r.init_from and r.gan is not None and r.gan.init_from:
+        raise ConfigError("recipe: set init_from or gan.init_from, not both (they name the same start)")
 
 
 def _check_gan(g: GanSpec, r: Recipe) -> None:
@@ -326,6 +338,9 @@ def recipe_from_dict(data: Mapping[str, Any], *, name: str, base: Path | None = 
             and not Path(init_from).is_absolute()
         ):
             gan_table["init_from"] = str((base / init_from).resolve())
+    init_from = data.get("init_from")
+    if isinstance(init_from, str) and init_from and base is not None and not Path(init_from).is_absolute():
+        data["init_from"] = str((base / init_from).resolve())
     specs = {
         "gan": None if gan_table is None else _build(GanSpec, gan_table, "gan"),
         "data": _build(DataSpec, data_table, "data"),
@@ -350,6 +365,7 @@ class _TopLevel:
     log_every: int = 100
     val_every: int = 1000
     checkpoint_every: int = 1000
+    init_from: str = ""
 
 
 def load_recipe(path: str | Path) -> Recipe:
