@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -37,7 +38,9 @@ class BackendOptions:
     device: torch.device
     precision: Precision
     channels_last: bool = True
-    compile: bool = False
+    compile: bool = False  # torch: torch.compile the module
+    cuda_graph: bool = False  # torch on CUDA: replay a captured CUDA graph per input shape
+    engine: Path | None = None  # tensorrt(-rtx): this engine (as the plan chose it), not the newest valid one
 
 
 BackendFactory = Callable[[LoadedModel, BackendOptions], Backend]

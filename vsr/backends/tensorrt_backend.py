@@ -254,8 +254,8 @@ class TensorRTBackend:
 
 
 def create_tensorrt_backend(model: LoadedModel, options: BackendOptions) -> Backend:
-    return TensorRTBackend(model, options, builder="tensorrt")
+    return TensorRTBackend(model, options, builder="tensorrt", engine_path=options.engine)
 
 
 def create_tensorrt_rtx_backend(model: LoadedModel, options: BackendOptions) -> Backend:
-    return TensorRTBackend(model, options, builder="tensorrt-rtx")
+    return TensorRTBackend(model, options, builder="tensorrt-rtx", engine_path=options.engine)

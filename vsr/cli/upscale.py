@@ -103,7 +103,13 @@ def upscale(
     ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu, cuda or cuda:N. [default: auto]")] = None,
     precision: Annotated[str | None, Opt(help="auto, fp32, fp16 or bf16. [default: auto]")] = None,
-    backend: Annotated[str | None, Opt(help="auto or torch. [default: auto]")] = None,
+    backend: Annotated[
+        str | None,
+        Opt(
+            help="auto (a matching engine from engines/, else torch), torch, tensorrt, tensorrt-rtx "
+            "or onnxruntime. [default: auto]"
+        ),
+    ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     tile: Annotated[int | None, Opt(help="Tile size in input pixels (0: whole frames). [default: 0]")] = None,
     tile_overlap: Annotated[

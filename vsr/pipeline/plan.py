@@ -13,7 +13,20 @@ from pathlib import Path
 
 import torch
 
-from vsr.backends import resolve_device, resolve_precision
+from vsr.backends import BackendOptions, resolve_device, resolve_precision
+from vsr.backends.selection import (
+    ENGINE_DIR,
+    BackendChoice,
+    CachedEngine,
+    ModelIdentity,
+    backend_names,
+    detect_device_facts,
+    model_input_shapes,
+    scan_engine_cache,
+    select_backend,
+)
+from vsr.engines.profiles import Shape
+from vsr.engines.targets import BUILDERS, Builder
 from vsr.errors import ConfigError
 from vsr.media import (
     VideoInfo,
@@ -26,12 +39,20 @@ from vsr.media import (
 from vsr.media.containers import check_output_path
 from vsr.models import LoadedModel, load_model
 from vsr.models.builtin import default_builtin
-from vsr.models.descriptor import Precision
+from vsr.models.descriptor import ModelDescriptor, Precision
 from vsr.pipeline.denoise_pass import check_denoiser
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
 
-__all__ = ["RunPlan", "check_paths", "make_plan", "output_size", "resolve_model", "wanted_scale"]
+__all__ = [
+    "RunPlan",
+    "check_paths",
+    "choose_backend",
+    "make_plan",
+    "output_size",
+    "resolve_model",
+    "wanted_scale",
+]
 
 CLASSIC_MODELS = ("bicubic", "lanczos")
 
@@ -47,6 +68,14 @@ class RunPlan:
     output: VideoOutputSpec
     notes: tuple[str, ...] = field(default_factory=tuple)
     denoiser: LoadedModel | None = None  # the --denoise pre-pass's model
+    engine: Path | None = None  # the engine the tensorrt(-rtx) backend runs
+    backend_reason: str = ""  # why this backend: "auto: ... -> torch on cpu"
+
+    def backend_options(self) -> BackendOptions:
+        """What `create_backend` needs to make the backend this plan chose."""
+        return BackendOptions(
+            device=self.device, precision=self.precision, channels_last=True, engine=self.engine
+        )
 
     def describe(self) -> list[str]:
         r, d = self.restore, self.model.descriptor
@@ -55,6 +84,7 @@ class RunPlan:
             f"model:     {d.summary()}",
             f"backend:   {self.backend} on {self.device} ({self.precision}), batch {self.batch}"
             + (f", tiles of {r.tile}px with {r.tile_overlap}px overlap" if r.tile else ""),
+            *([f"           {self.backend_reason}"] if self.backend_reason else []),
             f"resize:    {iw}x{ih} -> model x{d.scale} -> {ow}x{oh}",
             f"colour:    in {r.input_pix_fmt} {r.input_color.describe()}",
             f"           out {r.output_pix_fmt} {r.output_color.describe()}",
@@ -131,8 +161,76 @@ def output_size(
     return (even_w, even_h), notes
 
 
-def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | None = None) -> RunPlan:
+def _precision_request(options: UpscaleOptions, device: torch.device, descriptor: ModelDescriptor) -> str:
+    """``--precision auto`` for backends that have no bf16: fp16 on CUDA, fp32 on the CPU."""
+    if options.precision != "auto" or options.backend in ("auto", "torch"):
+        return options.precision
+    return "fp16" if device.type == "cuda" and "fp16" in descriptor.precisions else "fp32"
+
+
+def choose_backend(
+    options: UpscaleOptions,
+    model: LoadedModel,
+    *,
+    precision: Precision,
+    device: torch.device,
+    shapes: tuple[Shape, ...],
+    engine_dir: Path = ENGINE_DIR,
+) -> BackendChoice:
+    """`select_backend` with this machine's engine cache and device facts.
+
+    A TensorRT module is imported only when an engine for this model and precision is in the
+    cache (or a TensorRT backend is asked for by name): a run without engines never pays for it.
+    """
+    from vsr.engines.onnx_export import model_fingerprint
+
+    requested = options.backend
+    d = model.descriptor
+    if requested in ("torch", "onnxruntime"):
+        identity = ModelIdentity(source=d.name, sha256="", scale=d.scale, in_channels=d.in_channels)
+        engines: tuple[CachedEngine, ...] = ()
+        builders: list[Builder] = []
+    else:
+        source = options.model if options.model != "auto" else d.name
+        identity = ModelIdentity(
+            source=source, sha256=model_fingerprint(model), scale=d.scale, in_channels=d.in_channels
+        )
+        engines = scan_engine_cache(engine_dir)
+        if requested == "auto":
+            builders = sorted(
+                {
+                    e.manifest.builder
+                    for e in engines
+                    if (e.manifest.model_sha256, e.manifest.precision) == (identity.sha256, precision)
+                }
+            )
+        else:
+            builders = [b for b in BUILDERS if b == requested]
+        if device.type != "cuda":
+            builders = []  # engines run on CUDA only: nothing to import
+    return select_backend(
+        requested,
+        model=identity,
+        precision=precision,
+        shapes=shapes,
+        engines=engines,
+        folder=engine_dir,
+        device=device,
+        facts=detect_device_facts(device, builders),
+    )
+
+
+def make_plan(
+    info: VideoInfo,
+    options: UpscaleOptions,
+    model: LoadedModel | None = None,
+    *,
+    engine_dir: Path = ENGINE_DIR,
+) -> RunPlan:
+    """The run's decisions; ``engine_dir`` is the engine cache ``--backend auto`` looks in."""
     notes: list[str] = list(info.notes)
+    if options.backend not in backend_names():
+        raise ConfigError(f"unknown backend {options.backend!r}; choose one of: {', '.join(backend_names())}")
     device = resolve_device(options.device)
     if model is None:
         model, model_notes = resolve_model(
@@ -140,10 +238,7 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
         )
         notes += model_notes
     descriptor = model.descriptor
-    backend = "torch" if options.backend == "auto" else options.backend
-    if backend != "torch":
-        raise ConfigError(f"unknown backend {options.backend!r}: this build has auto and torch")
-    precision = resolve_precision(options.precision, device, descriptor)
+    precision = resolve_precision(_precision_request(options, device, descriptor), device, descriptor)
 
     out_pix_fmt, _ = choose_output_pix_fmt(options.codec, info.pix_fmt, options.pix_fmt)
     layout = pixel_layout(out_pix_fmt)
@@ -184,9 +279,17 @@ def make_plan(info: VideoInfo, options: UpscaleOptions, model: LoadedModel | Non
         reuse_still=options.reuse_still,
         denoise=options.denoise_level,
     )
+    shapes = model_input_shapes(
+        descriptor, restore.input_size, batch=options.batch, tile=restore.tile, tile_overlap=overlap
+    )
+    choice = choose_backend(
+        options, model, precision=precision, device=device, shapes=shapes, engine_dir=engine_dir
+    )
     return RunPlan(
         model=model,
-        backend=backend,
+        backend=choice.backend,
+        engine=choice.engine,
+        backend_reason=choice.reason,
         device=device,
         precision=precision,
         batch=options.batch,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vsr.backends.base import Backend
+from vsr.backends.transfer import HostTransfer
 from vsr.errors import ConfigError, InputError
 from vsr.media.color import ColorDescription, ColorRange
 from vsr.media.frame import Frame, pixel_layout
@@ -127,6 +128,8 @@ class RestoreStage:
         self.descriptor = descriptor
         self.config = config
         self.device = backend.device
+        # CUDA: planes go up and come down through pinned memory on a copy stream of their own
+        self._transfer = HostTransfer(self.device) if self.device.type == "cuda" else None
         self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
         self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
         self._denoise = _denoise_pass(config, denoiser, backend)
@@ -245,8 +248,11 @@ class RestoreStage:
     def to_rgb(self, frames: Sequence[Frame]) -> torch.Tensor:
         planes = []
         for i in range(len(frames[0].planes)):
-            batch = np.stack([f.planes[i] for f in frames])
-            planes.append(torch.from_numpy(batch).to(self.device, non_blocking=True))
+            arrays = [f.planes[i] for f in frames]
+            if self._transfer is not None:
+                planes.append(self._transfer.upload(arrays))
+            else:
+                planes.append(torch.from_numpy(np.stack(arrays)).to(self.device))
         return planes_to_rgb(tuple(planes), self._in_fmt)
 
     def restore_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -261,7 +267,11 @@ class RestoreStage:
         )
 
     def to_frames(self, frames: Sequence[Frame], rgb: torch.Tensor) -> list[Frame]:
-        planes = [p.cpu().numpy() for p in rgb_to_planes(rgb, self._out_fmt)]
+        on_device = rgb_to_planes(rgb, self._out_fmt)
+        if self._transfer is not None:
+            planes = self._transfer.download(on_device)
+        else:
+            planes = [p.cpu().numpy() for p in on_device]
         out_w, out_h = self.config.output_size
         return [
             replace(
