@@ -1,4 +1,5 @@
-"""The flicker metric: known values on a synthetic translating pattern."""
+"""The flicker metric: known values on a synthetic translating pattern; the meter of several
+restorations at once, and the crop picker that finds where one flickers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from vsr.errors import InputError
-from vsr.quality.flicker import flicker
+from vsr.quality.flicker import FlickerMeter, flicker
+from vsr.quality.flicker_crops import FlickerCropPicker
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -55,3 +57,43 @@ def test_unusable_input_is_one_line_input_error() -> None:
         flicker(truth[:1], truth[:1])
     with pytest.raises(InputError, match="ground truth's size"):
         flicker([t[:32] for t in truth], truth)
+
+
+def test_the_meter_scores_several_streams_as_flicker_scores_each() -> None:
+    truth = [_u8(f) for f in _translating(5)]
+    d = 4.0
+    flickering = [_u8(f + (d if t % 2 else -d)) for t, f in enumerate(_translating(5))]
+    meter = FlickerMeter(2)
+    maps = [meter.update(t, [a, b]) for t, a, b in zip(truth, truth, flickering, strict=True)]
+    assert maps[0] is None and all(m is not None for m in maps[1:])
+    steady, flick = meter.scores()
+    assert steady == flicker(truth, truth)
+    assert flick == flicker(flickering, truth)
+    assert flick.ratio > 5 * steady.ratio
+    # the per-pixel maps are what the scores average
+    pair = maps[2]
+    assert pair is not None and pair.outputs[1].shape == (64, 96)
+    assert pair.outputs[1][pair.valid].mean() == pytest.approx(2 * d, abs=0.6)
+
+
+def test_the_picker_finds_the_square_and_the_frames_that_flicker() -> None:
+    frames = 9
+    truth = [_u8(f) for f in _translating(frames)]
+    # a 12 x 12 patch at x 60..71, y 20..31 flickers by +-10 in frames 5..7 only
+    out = [t.astype(np.float64) for t in truth]
+    for t in (5, 6, 7):
+        out[t][20:32, 60:72] += 10.0 if t % 2 else -10.0
+    out8 = [_u8(o) for o in out]
+    meter, picker = FlickerMeter(1), FlickerCropPicker(0, columns=3, size=16)
+    for t in range(frames):
+        errors = meter.update(truth[t], [out8[t]])
+        if errors is not None:
+            picker.update(t, [out8[t], truth[t]], errors)
+    window = picker.window()
+    assert window is not None and window.size == 16
+    # frames 5, 6, 7 and 8 see the patch change; any 3 consecutive of them, and the square covers it
+    assert set(window.frames) <= {5, 6, 7, 8} and len(window.frames) == 3
+    assert 72 - 16 <= window.x <= 60 and 32 - 16 <= window.y <= 20
+    assert (
+        window.images[1][0] == truth[window.frames[0]][window.y : window.y + 16, window.x : window.x + 16]
+    ).all()

@@ -1,7 +1,14 @@
 """`vsr eval FOLDER|CLIP`: PSNR/SSIM of a model, or the bicubic baseline, on images or a clip's frames.
 
-With ``--noise SIGMA`` it runs the colour-denoising protocol instead (`vsr.quality.denoising`):
+On a folder, ``--noise SIGMA`` runs the colour-denoising protocol instead (`vsr.quality.denoising`):
 the model must be a denoiser, and ``-m none`` scores the noisy input itself.
+
+On a clip (`vsr.quality.video`), each configuration of the Restore stage is a row with PSNR, SSIM
+and flicker: ``--temporal``, ``--temporal-strength`` and ``--denoise`` take `vsr upscale`'s values
+and may be repeated, every combination of the values given being a row
+(``--temporal off --temporal on``: two rows). ``--noise SIGMA`` and ``--h264 RATE`` make the
+low-resolution input noisy and compressed (`vsr.quality.clip_degrade`); ``--crops DIR`` writes the
+region that flickers most over consecutive frames, each row's output above the truth's.
 """
 
 from __future__ import annotations
@@ -25,12 +32,32 @@ from vsr.quality import (
     format_report,
     mean_line,
 )
-from vsr.quality.video import evaluate_clip
+from vsr.quality.clip_degrade import ClipDegradation
+from vsr.quality.clip_report import ClipReport
+from vsr.quality.video import clip_configs, evaluate_clip
 
 __all__ = ["eval_command"]
 
 Opt = typer.Option
 _SUFFIX_FORMATS: dict[str, ReportFormat] = {".md": "md", ".csv": "csv", ".json": "json"}
+
+
+_CLIP_ONLY = ("--temporal", "--temporal-strength", "--denoise", "--denoiser", "--h264")
+
+
+def _parse_bitrate(text: str) -> int:
+    """'300k' -> 300000 bits per second; also '1.5M' and plain numbers."""
+    t = text.strip().lower()
+    factor = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if factor != 1 else t) * factor
+    except ValueError:
+        raise ConfigError(
+            f"--h264 must be a bitrate such as 300k or 1.5M (bits per second), got {text!r}"
+        ) from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"--h264 must be a positive bitrate, got {text!r}")
+    return round(value)
 
 
 def _choose_format(fmt: str | None, out: str | None) -> ReportFormat:
@@ -69,7 +96,12 @@ def eval_command(
         str | None, Opt("--out", "-o", help="Write the report here; the terminal then gets the table.")
     ] = None,
     crops: Annotated[
-        str | None, Opt(help="Folder for bicubic | model | ground-truth comparison crops (PNG).")
+        str | None,
+        Opt(
+            help="Folder for comparison crops (PNG): bicubic | model | ground truth per image; for a clip, "
+            "4 frames of the region where --temporal on removes the most flicker (without such a row: "
+            "where the clip flickers most), each row's output and the truth's."
+        ),
     ] = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, Opt(help="fp32, fp16, bf16 or auto.")] = "fp32",
@@ -80,31 +112,63 @@ def eval_command(
         float | None,
         Opt(
             "--noise",
-            help="Evaluate a denoiser: add Gaussian noise of this sigma (0..255 scale, e.g. 25) "
-            "with a fixed seed; RGB PSNR/SSIM, no border cut.",
+            help="A folder: evaluate a denoiser, adding Gaussian noise of this sigma (0..255 scale, e.g. 25) "
+            "with a fixed seed; RGB PSNR/SSIM, no border cut. A clip: add such noise, fresh in every "
+            "frame, to the low-resolution input.",
+        ),
+    ] = None,
+    temporal: Annotated[
+        list[str] | None,
+        Opt(
+            help="A clip: off or on, as in vsr upscale; repeat for a row each (--temporal off --temporal on)."
+        ),
+    ] = None,
+    temporal_strength: Annotated[
+        list[float] | None,
+        Opt(help="A clip: the --temporal on rows' strength, 0..1; repeat for a row each. [default: 0.5]"),
+    ] = None,
+    denoise: Annotated[
+        list[str] | None,
+        Opt(help="A clip: off, auto or a sigma (0..255), as in vsr upscale; repeat for a row each."),
+    ] = None,
+    denoiser: Annotated[
+        str | None, Opt(help="A clip: the denoiser checkpoint of the --denoise rows.")
+    ] = None,
+    h264: Annotated[
+        str | None,
+        Opt(
+            "--h264",
+            help="A clip: compress the low-resolution input with H.264 (libx264) at this bitrate, e.g. 300k.",
         ),
     ] = None,
 ) -> None:
     """Score a model on a folder, or on a video clip's frames: the standard SR protocol (MATLAB-bicubic
     LR, Y-channel PSNR/SSIM, border cut), or with --noise the colour-denoising one (Gaussian noise, RGB
-    PSNR/SSIM)."""
+    PSNR/SSIM). A clip gets a row per Restore configuration, with flicker (warping error) beside it."""
     report_format = _choose_format(fmt, out)
-    report: EvalReport | DenoiseReport
-    if noise is None:
+    report: EvalReport | DenoiseReport | ClipReport
+    clip_only = (temporal, temporal_strength, denoise, denoiser, h264)
+    if Path(folder).is_file():
+        if model == NOISY_BASELINE:
+            raise ConfigError("-m none is the noisy-input baseline of --noise on image folders; give a model")
+        configs = clip_configs(temporal or (), temporal_strength or (), denoise or (), denoiser=denoiser)
+        degradation = ClipDegradation(
+            noise=noise or 0.0, h264_bitrate=None if h264 is None else _parse_bitrate(h264)
+        )
+        report = evaluate_clip(
+            folder, model or BICUBIC, scale=scale, frames=frames, device=device, precision=precision,
+            configs=configs, degradation=degradation, denoiser=denoiser, crops=crops,
+        )  # fmt: skip
+    elif given := [name for name, value in zip(_CLIP_ONLY, clip_only, strict=True) if value is not None]:
+        raise ConfigError(f"{', '.join(given)} apply to a video clip; {folder} is not a file")
+    elif noise is None:
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise; give --noise SIGMA or a model")
-        if Path(folder).is_file():
-            if crops is not None:
-                raise ConfigError("--crops works on image folders, not on video clips")
-            report = evaluate_clip(
-                folder, model or BICUBIC, scale=scale, frames=frames, device=device, precision=precision
-            )
-        elif frames is not None:
+        if frames is not None:
             raise ConfigError("--frames applies to a video clip; a folder is scored image by image")
-        else:
-            report = evaluate_folder(
-                folder, model or BICUBIC, scale=scale, device=device, precision=precision, crops=crops
-            )
+        report = evaluate_folder(
+            folder, model or BICUBIC, scale=scale, device=device, precision=precision, crops=crops
+        )
     else:
         if scale not in (None, 1):
             raise ConfigError(f"--scale {scale} does not apply to --noise: a denoiser keeps the image size")

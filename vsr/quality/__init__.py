@@ -5,6 +5,8 @@
 28.42
 """
 
+from vsr.quality.clip_degrade import ClipDegradation, h264_round_trip
+from vsr.quality.clip_report import ClipReport, ClipResult, CropsInfo
 from vsr.quality.crops import central_crop, side_by_side, write_comparison
 from vsr.quality.denoising import (
     NOISY_BASELINE,
@@ -13,8 +15,16 @@ from vsr.quality.denoising import (
     add_gaussian_noise,
     evaluate_denoising,
 )
-from vsr.quality.evaluate import BICUBIC, IMAGE_SUFFIXES, ModelUpscaler, evaluate_folder, find_images
-from vsr.quality.flicker import FlickerScores, flicker
+from vsr.quality.evaluate import (
+    BICUBIC,
+    IMAGE_SUFFIXES,
+    ModelUpscaler,
+    check_sr_model,
+    evaluate_folder,
+    find_images,
+)
+from vsr.quality.flicker import FlickerMeter, FlickerScores, PairErrors, flicker
+from vsr.quality.flicker_crops import CropsLayout, FlickerCropPicker, FlickerWindow, crops_mosaic, write_crops
 from vsr.quality.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y
 from vsr.quality.protocol import (
     ImageScores,
@@ -36,26 +46,39 @@ from vsr.quality.report import (
     mean_line,
 )
 from vsr.quality.sharpness import gradient_ratio, mean_gradient_magnitude
-from vsr.quality.video import clip_frames, evaluate_clip, frame_to_rgb
+from vsr.quality.video import ClipConfig, clip_configs, clip_frames, evaluate_clip, frame_to_rgb
 
 __all__ = [
     "BICUBIC",
     "IMAGE_SUFFIXES",
     "NOISY_BASELINE",
     "REPORT_SIGMAS",
+    "ClipConfig",
+    "ClipDegradation",
+    "ClipReport",
+    "ClipResult",
+    "CropsInfo",
+    "CropsLayout",
     "DenoiseReport",
     "DenoiseResult",
     "EvalReport",
+    "FlickerCropPicker",
+    "FlickerMeter",
     "FlickerScores",
+    "FlickerWindow",
     "ImageResult",
     "ImageScores",
     "ModelDenoiser",
     "ModelUpscaler",
+    "PairErrors",
     "ReportFormat",
     "add_gaussian_noise",
     "bicubic_upscale",
     "central_crop",
+    "check_sr_model",
+    "clip_configs",
     "clip_frames",
+    "crops_mosaic",
     "degrade",
     "evaluate_clip",
     "evaluate_denoising",
@@ -65,6 +88,7 @@ __all__ = [
     "format_report",
     "frame_to_rgb",
     "gradient_ratio",
+    "h264_round_trip",
     "imresize",
     "load_image",
     "mean_gradient_magnitude",
@@ -81,4 +105,5 @@ __all__ = [
     "ssim_y",
     "to_uint8",
     "write_comparison",
+    "write_crops",
 ]

@@ -16,12 +16,13 @@ from numpy.typing import NDArray
 from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
 from vsr.errors import ConfigError, InputError, ModelError, OutputError
 from vsr.models import LoadedModel, load_model
+from vsr.models.descriptor import ModelDescriptor
 from vsr.ops.tiling import pad_to_multiple
 from vsr.quality.crops import write_comparison
 from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, score, to_uint8
 from vsr.quality.report import EvalReport, ImageResult
 
-__all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "evaluate_folder", "find_images"]
+__all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "check_sr_model", "evaluate_folder", "find_images"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,23 @@ IMAGE_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff"})
 _SSIM_WINDOW = 11
 
 Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+
+def check_sr_model(d: ModelDescriptor) -> None:
+    """Refuse what the SR protocol cannot score: denoisers, non-RGB models, multi-frame models."""
+    if d.task != "sr":
+        raise ModelError(
+            f"model {d.name} is a denoiser, not a super-resolution model; "
+            "evaluate it with --noise SIGMA (e.g. --noise 25) on a folder of images"
+        )
+    if d.in_channels != 3 or d.out_channels != 3:
+        raise ModelError(
+            f"model {d.name} maps {d.in_channels} to {d.out_channels} channels; evaluation needs an RGB model"
+        )
+    if d.temporal_window != 1:
+        raise ModelError(
+            f"model {d.name} is a video model (window {d.temporal_window}); evaluate it on clips"
+        )
 
 
 class ModelUpscaler:
@@ -41,19 +59,7 @@ class ModelUpscaler:
 
     def __init__(self, loaded: LoadedModel, *, device: str = "auto", precision: str = "fp32") -> None:
         d = loaded.descriptor
-        if d.task != "sr":
-            raise ModelError(
-                f"model {d.name} is a denoiser, not a super-resolution model; "
-                "evaluate it with --noise SIGMA (e.g. --noise 25)"
-            )
-        if d.in_channels != 3 or d.out_channels != 3:
-            raise ModelError(
-                f"model {d.name} maps {d.in_channels} to {d.out_channels} channels; evaluation needs an RGB model"
-            )
-        if d.temporal_window != 1:
-            raise ModelError(
-                f"model {d.name} is a video model (window {d.temporal_window}); evaluate it on clips"
-            )
+        check_sr_model(d)
         self.scale = d.scale
         self._multiple = d.size_multiple
         self._device = resolve_device(device)

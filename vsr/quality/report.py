@@ -1,7 +1,8 @@
 """An evaluation's results and their renderings: a markdown table, CSV and JSON.
 
 `EvalReport` is the super-resolution protocol's, `DenoiseReport` the denoising protocol's
-(`vsr.quality.denoising`); `format_report` and `mean_line` take either.
+(`vsr.quality.denoising`), `ClipReport` a video clip's (`vsr.quality.clip_report`); `format_report`
+and `mean_line` take any of them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from vsr.quality.clip_report import ClipReport
 
 __all__ = [
     "DenoiseReport",
@@ -207,11 +211,18 @@ def _denoise_csv(report: DenoiseReport) -> str:
     return buf.getvalue()
 
 
-def format_report(report: EvalReport | DenoiseReport, fmt: ReportFormat = "md") -> str:
+def format_report(report: EvalReport | DenoiseReport | ClipReport, fmt: ReportFormat = "md") -> str:
     """The report as a markdown table, CSV (one row per image, then the mean) or JSON."""
+    # imported here: clip_report builds on this module's rows and protocol text
+    from vsr.quality.clip_report import ClipReport, clip_csv, clip_markdown
+
     if fmt == "md":
+        if isinstance(report, ClipReport):
+            return clip_markdown(report)
         return _denoise_markdown(report) if isinstance(report, DenoiseReport) else _markdown(report)
     if fmt == "csv":
+        if isinstance(report, ClipReport):
+            return clip_csv(report)
         return _denoise_csv(report) if isinstance(report, DenoiseReport) else _csv(report)
     if fmt == "json":
         # allow_nan=False: strict JSON, which to_dict guarantees by mapping inf to null.
@@ -219,8 +230,12 @@ def format_report(report: EvalReport | DenoiseReport, fmt: ReportFormat = "md") 
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(get_args(ReportFormat))}")
 
 
-def mean_line(report: EvalReport | DenoiseReport) -> str:
-    """One line with the means, the figure people quote."""
+def mean_line(report: EvalReport | DenoiseReport | ClipReport) -> str:
+    """One line with the means, the figure people quote (a clip's: one per configuration)."""
+    from vsr.quality.clip_report import ClipReport, clip_mean_line
+
+    if isinstance(report, ClipReport):
+        return clip_mean_line(report)
     if isinstance(report, DenoiseReport):
         return (
             f"{report.model} at sigma {report.sigma:g} on {len(report.rows)} images: "
