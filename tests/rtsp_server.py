@@ -7,6 +7,7 @@ gst-rtsp-server is missing (``.ci/run`` installs them).
     >>> server = RtspServer(clip)     # listens on a free port; server.url
     >>> server.kill(); server.start() # the same URL again, as a camera that rebooted
     >>> server.freeze()               # SIGSTOP: connections stay open, nothing is sent
+    >>> RtspServer(record=out_mkv)    # server.record_url takes a publish, written to out_mkv
 """
 
 from __future__ import annotations
@@ -55,10 +56,27 @@ def rtsp_unavailable() -> str | None:
 class RtspServer:
     """One server process at a time, restartable on the port it first got."""
 
-    def __init__(self, clip: Path | None = None, *, stamp: str | None = None, fps: int = 25) -> None:
-        self.args = [str(clip)] if clip is not None else ["--stamp", str(stamp), "--fps", str(fps)]
+    def __init__(
+        self,
+        clip: Path | None = None,
+        *,
+        stamp: str | None = None,
+        fps: int = 25,
+        audio: bool = False,
+        record: Path | None = None,
+    ) -> None:
+        if clip is not None:
+            self.args = [str(clip)]
+        elif stamp is not None:
+            self.args = ["--stamp", str(stamp), "--fps", str(fps)]
+        else:
+            self.args = []
+        self.args += ["--audio"] if audio else []
+        self.args += ["--record", str(record)] if record is not None else []
+        self._lines = (clip is not None or stamp is not None) + (record is not None)
         self.port = 0
-        self.url = ""
+        self.url = ""  # the serving mount's, or the record mount's when there is only that
+        self.record_url = ""
         self._process: subprocess.Popen[str] | None = None
         self.start()
 
@@ -80,13 +98,15 @@ class RtspServer:
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
             ready = selector.select(timeout_s)
-        line = process.stdout.readline().strip() if ready else ""
-        if not line.startswith("rtsp://"):
+        lines = [process.stdout.readline().strip() for _ in range(self._lines)] if ready else [""]
+        if not all(line.startswith("rtsp://") for line in lines):
             process.kill()
             _, err = process.communicate()
-            raise RuntimeError(f"the RTSP server did not start: {line or err.strip() or 'no output'}")
+            said = " ".join(lines).strip()
+            raise RuntimeError(f"the RTSP server did not start: {said or err.strip() or 'no output'}")
         self._process = process
-        self.url = line
+        line = self.url = lines[0]
+        self.record_url = lines[-1] if "--record" in self.args else ""
         self.port = int(line.rsplit(":", 1)[1].split("/", 1)[0])
 
     def kill(self) -> None:

@@ -327,7 +327,7 @@ def test_partial_file_is_readable_while_still_being_written(tmp_path: Path, ext:
 
 def test_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigError, match=r"^cannot write \.avi files; use one of \.mp4, \.mov, \.mkv, \.ts$"
+        ConfigError, match=r"^cannot write \.avi files; use one of \.mp4, \.mov, \.mkv, \.ts, \.m3u8$"
     ):
         FileSink(tmp_path / "out.avi", _spec())
     with pytest.raises(

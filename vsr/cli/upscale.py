@@ -25,7 +25,7 @@ Opt = typer.Option
 
 
 @contextmanager
-def _stop_on_signals(cancel: Callable[[], None]) -> Iterator[None]:
+def stop_on_signals(cancel: Callable[[], None]) -> Iterator[None]:
     """Ctrl-C and SIGTERM ask the run to stop cleanly instead of killing it mid-write."""
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -39,7 +39,7 @@ def _stop_on_signals(cancel: Callable[[], None]) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _write_json(json_path: str, data: dict[str, Any]) -> None:
+def write_json(json_path: str, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2)
     if json_path == "-":
         sys.stdout.write(text + "\n")
@@ -62,10 +62,10 @@ def _upscale_images(
             err=True,
         )
 
-    with _stop_on_signals(job.cancel):
+    with stop_on_signals(job.cancel):
         summary = job.run(None if quiet else report)
     if json_path is not None:
-        _write_json(json_path, summary.to_dict())
+        write_json(json_path, summary.to_dict())
     if not quiet:
         typer.echo(format_image_summary(summary), err=True)
 
@@ -83,7 +83,9 @@ def upscale(
     output: Annotated[
         str,
         typer.Argument(
-            help="Output video (.mp4 .mkv .mov .ts), image, or folder (for a folder input).",
+            help="Output video (.mp4 .mkv .mov .ts), HLS playlist (.m3u8; --segment sets the segment "
+            "length, default 4s), RTSP server to publish to (rtsp://host:port/path), image, or folder "
+            "(for a folder input).",
             show_default=False,
         ),
     ],
@@ -230,13 +232,13 @@ def upscale(
         for line in pipeline.plan.describe():
             typer.echo(line, err=True)
     try:
-        with _stop_on_signals(pipeline.cancel):
+        with stop_on_signals(pipeline.cancel):
             summary = pipeline.run()
     finally:
         if printer is not None:
             printer.finish()
     if json_path is not None:
-        _write_json(json_path, summary.to_dict())
+        write_json(json_path, summary.to_dict())
     if not quiet:
         typer.echo(format_summary(summary), err=True)
     if summary.live is not None and summary.live.interrupted:

@@ -19,6 +19,7 @@ from vsr.media.input_file import codec_name
 
 __all__ = [
     "CONTAINERS",
+    "RTSP_OUTPUT",
     "OutputContainerKind",
     "check_output_path",
     "container_for",
@@ -61,14 +62,25 @@ class OutputContainerKind:
     tick: Fraction | None = None
     rotation: bool = True  # can store a display matrix
     attachments: bool = False
+    # a playlist of segment files (HLS) rather than one file: written by HlsSink, not FileSink
+    playlist: bool = False
 
+
+# HLS (.m3u8): a playlist plus MPEG-TS segments; HlsSink sets the segmenting options.
+# RTSP: a publish (ANNOUNCE/RECORD) to a server; RTP carries the video on a 90 kHz clock.
+_RTP_CODECS = frozenset(
+    {"aac", "opus", "mp2", "mp3", "ac3", "vorbis", "speex", "g722", "pcm_mulaw", "pcm_alaw"}
+    | {"pcm_s16be", "amr_nb", "amr_wb", "adpcm_g726"}
+)
 
 CONTAINERS: dict[str, OutputContainerKind] = {
     ".mp4": OutputContainerKind(".mp4", "mp4", _FRAGMENTED),
     ".mov": OutputContainerKind(".mov", "mov", _FRAGMENTED),
     ".mkv": OutputContainerKind(".mkv", "matroska", _MATROSKA, tick=Fraction(1, 1000), attachments=True),
     ".ts": OutputContainerKind(".ts", "mpegts", _FLUSH, tick=Fraction(1, 90000), rotation=False),
+    ".m3u8": OutputContainerKind(".m3u8", "hls", tick=Fraction(1, 90000), rotation=False, playlist=True),
 }
+RTSP_OUTPUT = OutputContainerKind("RTSP", "rtsp", tick=Fraction(1, 90000), rotation=False)
 
 
 def container_for(path_or_ext: str | Path) -> OutputContainerKind:
@@ -96,8 +108,10 @@ def _stream_label(stream: av.stream.Stream) -> str:
 def _can_carry(kind: OutputContainerKind, stream: av.stream.Stream) -> bool:
     if stream.type == "attachment":
         return kind.attachments
-    if kind.format == "mpegts":
+    if kind.format in ("mpegts", "hls"):
         return codec_name(stream) in _TS_CODECS
+    if kind.format == "rtsp":
+        return codec_name(stream) in _RTP_CODECS
     return _muxer_accepts(kind.format, stream)
 
 
@@ -119,13 +133,15 @@ def _muxer_accepts(format_name: str, stream: av.stream.Stream) -> bool:
             log.debug("closing the in-memory %s probe failed", format_name)
 
 
-def incompatible_streams(container_ext: str, streams: Iterable[av.stream.Stream]) -> list[str]:
+def incompatible_streams(
+    container: str | OutputContainerKind, streams: Iterable[av.stream.Stream]
+) -> list[str]:
     """One phrase per stream the container cannot carry, saying which container can.
 
     Attachments (fonts for ASS subtitles) are not listed: outside Matroska they are dropped with
     a note, since without the subtitles that use them they carry nothing to see or hear.
     """
-    kind = container_for(container_ext)
+    kind = container if isinstance(container, OutputContainerKind) else container_for(container)
     problems = []
     for stream in streams:
         if stream.type == "attachment" or _can_carry(kind, stream):

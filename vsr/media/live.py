@@ -16,7 +16,12 @@ the rest of the run:
   output keep their size; the event log says so;
 - the decoder: each connection gets a fresh one, so a codec change is no problem either.
 
-Only the video is read; audio is not recorded from live inputs (yet), and the run says so.
+- audio: the first audio stream's packets are copied (`passthrough`, not decoded), their
+  timestamps moved by the same offset as the video's of the same connection, so sync is kept
+  across reconnects. Audio that arrives before a connection's first video frame is dropped (its
+  place on the timeline is not known yet), as is a reconnection's audio when its codec, rate or
+  channels differ from the first connection's (the output stream cannot change); the run says so.
+  Other streams are not read.
 """
 
 from __future__ import annotations
@@ -128,6 +133,10 @@ class LiveSource:
         self._started = False
         self._closed = False
         self._resized_connection = -1
+        self._audio: av.audio.stream.AudioStream | None = None
+        self._audio_ok = False  # the current connection's audio can go into the output's stream
+        self._audio_last: int | None = None
+        self._audio_dropped = 0  # packets out of order or before the first video frame
         self._new_connection = False  # the next frame starts a new connection (a discontinuity)
         self._failures, self._last_failure = 0, ""
         self.connections = 0
@@ -137,6 +146,8 @@ class LiveSource:
         self._conn: LiveConnection | None = first
         try:
             self._info = self._describe(first)
+            self._audio = first.audio
+            self._audio_ok = first.audio is not None
         except BaseException:
             first.close()
             raise
@@ -149,7 +160,13 @@ class LiveSource:
 
     @property
     def passthrough(self) -> tuple[av.stream.Stream, ...]:
-        return ()
+        return (self._audio,) if self._audio is not None else ()
+
+    def drop_audio(self, reason: str) -> None:
+        """Do not give out the audio (call before `items`): the output cannot carry it."""
+        if self._audio is not None:
+            self._audio = None
+            self._runtime_notes.append(f"the live input's audio is not recorded: {reason}")
 
     @property
     def frames_read(self) -> int:
@@ -161,6 +178,11 @@ class LiveSource:
 
     def run_notes(self) -> list[str]:
         notes = list(self._runtime_notes)
+        if self._audio_dropped:
+            notes.append(
+                f"dropped {self._audio_dropped} audio packets that came before a connection's first "
+                "video frame or out of order"
+            )
         if self._clock.repairs:
             notes.append(
                 f"repaired {self._clock.repairs} timestamps that were missing, repeated or went back"
@@ -173,15 +195,20 @@ class LiveSource:
         """Make `items` end soon (at the next frame, or within the read timeout); any thread."""
         self._stop.set()
 
-    def items(self) -> Iterator[Frame]:
+    def items(self) -> Iterator[Frame | av.Packet]:
         """Frames until stopped or the reconnect policy gives up (then ``end_reason`` says why)."""
         if self._started:
             raise RuntimeError("LiveSource.items() can be iterated only once")
         self._started = True
         try:
             while self._conn is not None and not self._stop.is_set():
-                for frame in self._conn.frames():
-                    yield self._frame(frame)
+                for item in self._conn.frames():
+                    if isinstance(item, av.Packet):
+                        packet = self._audio_packet(item)
+                        if packet is not None:
+                            yield packet
+                        continue
+                    yield self._frame(item)
                     if self._stop.is_set():
                         return
                 reason = self._conn.end_reason
@@ -196,6 +223,7 @@ class LiveSource:
                 self._conn = self._connect_with_retries(initial=False)
                 if self._conn is not None:
                     self._clock.start_connection(self._frame_duration(self._conn.video))
+                    self._audio_ok = self._audio_matches(self._conn.audio)
                     self._new_connection = True
                 elif not self._stop.is_set():
                     self.end_reason = self._gave_up_message()
@@ -267,6 +295,39 @@ class LiveSource:
 
     # -- frames ---------------------------------------------------------------------------------
 
+    def _audio_matches(self, audio: av.audio.stream.AudioStream | None) -> bool:
+        first = self._audio
+        if first is None or audio is None:
+            return False
+        same = (
+            audio.index == first.index
+            and audio.codec_context.name == first.codec_context.name
+            and audio.codec_context.sample_rate == first.codec_context.sample_rate
+            and audio.codec_context.channels == first.codec_context.channels
+        )
+        if not same:
+            self.events.add("audio_dropped", "the reconnected stream's audio differs from the first's")
+        return same
+
+    def _audio_packet(self, packet: av.Packet) -> av.Packet | None:
+        """``packet`` on the output timeline (the video's offset of this connection), or None."""
+        offset = self._clock.offset
+        if self._audio is None or not self._audio_ok:
+            return None
+        time_base = packet.time_base
+        if offset is None or packet.pts is None or time_base is None:
+            self._audio_dropped += 1
+            return None
+        pts = packet.pts + round(offset * LIVE_TIME_BASE / time_base)
+        if self._audio_last is not None and pts <= self._audio_last:
+            self._audio_dropped += 1
+            return None
+        shift = pts - packet.pts
+        packet.pts = pts
+        packet.dts = packet.dts + shift if packet.dts is not None else pts
+        self._audio_last = pts
+        return packet
+
     def _frame_duration(self, video: av.video.stream.VideoStream) -> int:
         rate = video.average_rate or video.guessed_rate or _FALLBACK_RATE
         return max(1, round(1 / (Fraction(rate) * LIVE_TIME_BASE)))
@@ -284,7 +345,7 @@ class LiveSource:
                 "the live input is interlaced; its fields are passed through (no live deinterlacing)"
             )
         if conn.others:
-            notes.append("only the video of a live input is recorded (no audio or other streams)")
+            notes.append("only the video and the first audio stream of a live input are recorded")
         self._pix_fmt, self._layout = pix_fmt, pixel_layout(pix_fmt)
         self._size = (first.width, first.height)
         self._color = color_of(first, video.codec_context)

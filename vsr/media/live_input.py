@@ -115,7 +115,11 @@ def open_live(url: str, kind: LiveKind, options: LiveConnectOptions) -> av.conta
 
 
 class LiveConnection:
-    """One open connection: its demuxer, its decoder, and why it ended."""
+    """One open connection: its demuxer, its decoder, and why it ended.
+
+    `frames` yields the decoded video frames and, interleaved as they arrive, the packets of the
+    first audio stream (``audio``; None when there is none), undecoded, for copying.
+    """
 
     def __init__(self, container: av.container.InputContainer, url: str, read_timeout_s: float) -> None:
         self.container = container
@@ -127,20 +131,24 @@ class LiveConnection:
             raise InputError(f"this FFmpeg build cannot decode the video of {redact(url)}")
         # Frame threading delays every frame by one frame per thread; slices do not.
         self.video.thread_type = "SLICE"
-        self.others = len(container.streams) - 1
-        self._packets = container.demux(self.video)
+        audios = container.streams.audio
+        self.audio = audios[0] if audios else None
+        self.others = len(container.streams) - 1 - (self.audio is not None)
+        self._packets = container.demux(self.video, *([self.audio] if self.audio is not None else []))
         self._read_timeout_s = read_timeout_s
         self.pending: deque[av.VideoFrame] = deque()
         self.end_reason = "the stream ended"
 
     def first_frame(self, within_s: float) -> av.VideoFrame:
         """Decode up to the first frame (kept for `frames`), or raise `InputError` saying why not."""
-        for frame in self.frames(deadline=time.monotonic() + within_s):
-            self.pending.appendleft(frame)
-            return frame
+        for item in self.frames(deadline=time.monotonic() + within_s):
+            if isinstance(item, av.Packet):
+                continue  # audio before the first frame: its place on the timeline is not known yet
+            self.pending.appendleft(item)
+            return item
         raise InputError(self.end_reason)
 
-    def frames(self, deadline: float | None = None) -> Iterator[av.VideoFrame]:
+    def frames(self, deadline: float | None = None) -> Iterator[av.VideoFrame | av.Packet]:
         while self.pending:
             yield self.pending.popleft()
         errors = 0
@@ -159,6 +167,10 @@ class LiveConnection:
             except av.FFmpegError as error:
                 self.end_reason = ffmpeg_reason(error)
                 return
+            if packet.stream_index != self.video.index:
+                if packet.size:
+                    yield packet
+                continue
             try:
                 frames = self.video.decode(packet)
             except av.FFmpegError as error:

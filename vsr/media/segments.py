@@ -57,7 +57,9 @@ class SegmentSink:
         self.path = Path(path)
         self.spec = spec
         self.duration_s = duration_s
-        self._ticks = Fraction(duration_s) / spec.time_base
+        # the decimal the user wrote (0.2 s), not the binary float nearest to it (a hair over 0.2 s,
+        # which would keep a frame at exactly 0.2 s in the segment before)
+        self._ticks = Fraction(str(duration_s)) / spec.time_base
         self.segments: list[Path] = []  # finished segments, in order
         self.notes: list[str] = []
         self.frames_written = 0

@@ -71,6 +71,11 @@ class RebasingClock:
     def last(self) -> int | None:
         return self._last
 
+    @property
+    def offset(self) -> int | None:
+        """What this connection's timestamps (in ``time_base`` ticks) get added, once known."""
+        return self._offset
+
     def start_connection(self, frame_duration: int | None = None) -> None:
         self._offset = None
         self._timed = False

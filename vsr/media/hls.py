@@ -1,0 +1,177 @@
+"""`HlsSink`: an HLS output, a playlist (``out/index.m3u8``) and MPEG-TS segments beside it.
+
+FFmpeg's hls muxer does the segmenting; vsr forces a keyframe (an IDR: libx264 keeps GOPs
+closed) at every segment boundary, so every segment starts with one, lasts ``segment_s`` (the
+last one less) and decodes on its own (``#EXT-X-INDEPENDENT-SEGMENTS`` says so to players).
+
+Crash safety comes from how the muxer writes, checked in ``tests/test_publish.py``: a segment is
+written under ``NAME.ts.tmp`` and renamed when complete (``temp_file``), and the playlist is
+rewritten through a temporary file and a rename after each segment. So the playlist only ever
+lists complete segments, each playable; a crash loses the segment in progress (at most
+``segment_s``), and the playlist then simply lacks ``#EXT-X-ENDLIST``, like a live one.
+
+For a file input every segment is kept and listed (a video on demand). For a live input the
+playlist is a sliding window of the latest ``live_list_size`` segments and older segment files
+are deleted (``delete_segments``), so a camera can run for months in bounded disk space.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import av
+import av.stream
+
+from vsr.errors import ConfigError, OutputError
+from vsr.media.containers import check_output_path, container_for, incompatible_streams
+from vsr.media.ffmpeg_errors import ffmpeg_reason
+from vsr.media.frame import Frame
+from vsr.media.muxer import VideoMuxer
+from vsr.media.output_spec import VideoOutputSpec
+
+__all__ = ["DEFAULT_SEGMENT_S", "HlsSink"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_S = 4.0
+_LIVE_LIST_SIZE = 6
+
+
+class HlsSink:
+    """Writes ``playlist`` (a ``.m3u8`` path) and its segments ``STEM-00000.ts``, ... beside it.
+
+    The same calls as `FileSink`: `write_frame`, `write_packet`, `close`, `abort`.
+    """
+
+    def __init__(
+        self,
+        playlist: str | Path,
+        spec: VideoOutputSpec,
+        passthrough: Sequence[av.stream.Stream] = (),
+        *,
+        segment_s: float = DEFAULT_SEGMENT_S,
+        live: bool = False,
+        live_list_size: int = _LIVE_LIST_SIZE,
+    ) -> None:
+        self.path = Path(playlist)
+        self.spec = spec
+        kind = container_for(self.path)
+        if not kind.playlist:
+            raise ConfigError(f"{self.path} is not a playlist; HlsSink writes .m3u8 outputs")
+        if segment_s <= 0:
+            raise ConfigError(f"HLS segments must last a positive time, got {segment_s:g} s")
+        check_output_path(self.path, [Path(s.container.name) for s in passthrough])
+        problems = incompatible_streams(kind, passthrough)
+        if problems:
+            raise ConfigError(f"HLS (MPEG-TS segments) cannot carry {'; '.join(problems)}")
+        self.segment_s = segment_s
+        self._segment_ticks = Fraction(str(segment_s)) / spec.time_base  # the decimal written
+        self._next_cut: Fraction | None = None
+        self._closed = False
+        self.pattern = self.path.with_name(f"{self.path.stem}-%05d.ts")
+        flags = ["independent_segments", "temp_file"] + (["delete_segments"] if live else [])
+        options = {
+            "hls_time": f"{segment_s:g}",
+            # 0 lists every segment; a live window lists the latest ones
+            "hls_list_size": str(live_list_size if live else 0),
+            "hls_flags": "+".join(flags),
+            "hls_segment_type": "mpegts",
+            "hls_segment_filename": str(self.pattern),
+        }
+        try:
+            container = av.open(str(self.path), "w", format=kind.format, container_options=options)
+        except av.FFmpegError as error:
+            raise OutputError(f"cannot create {self.path}: {ffmpeg_reason(error)}") from None
+        try:
+            self._muxer = VideoMuxer(container, self.path.name, kind, spec, passthrough, self._write_failed)
+            try:
+                container.start_encoding()
+            except (av.FFmpegError, ValueError) as error:
+                raise OutputError(f"cannot start writing {self.path}: {ffmpeg_reason(error)}") from None
+        except BaseException:
+            self._closed = True
+            try:
+                container.close()
+            except (av.FFmpegError, ValueError, OSError) as error:
+                log.warning("closing %s failed: %s", self.path, ffmpeg_reason(error))
+            self._remove_outputs()
+            raise
+
+    @property
+    def notes(self) -> list[str]:
+        return self._muxer.notes
+
+    @property
+    def frames_written(self) -> int:
+        return self._muxer.frames_written
+
+    @property
+    def segments(self) -> list[Path]:
+        """The segment files on disk now, in order (complete ones; not the one in progress)."""
+        return sorted(self.path.parent.glob(f"{self.path.stem}-[0-9][0-9][0-9][0-9][0-9].ts"))
+
+    def write_frame(self, frame: Frame) -> None:
+        """Encode one frame, as a keyframe when it starts a segment."""
+        self._check_open()
+        pts = self._muxer.output_pts(frame)
+        if self._next_cut is None:
+            self._next_cut = pts + self._segment_ticks
+            keyframe = True
+        else:
+            keyframe = pts >= self._next_cut
+            while pts >= self._next_cut:
+                self._next_cut += self._segment_ticks
+        self._muxer.write_frame(frame, keyframe=keyframe)
+
+    def write_packet(self, packet: av.Packet) -> None:
+        self._check_open()
+        self._muxer.write_packet(packet)
+
+    def close(self) -> Path:
+        """Finish the last segment and end the playlist (``#EXT-X-ENDLIST``); return its path."""
+        self._check_open()
+        self._closed = True
+        self._muxer.finish()
+        if self._muxer.frames_written == 0:
+            self._remove_outputs()
+            raise OutputError(f"no video frame was written; {self.path} was not created")
+        return self.path
+
+    def abort(self) -> Path | None:
+        """After a failure or interrupt: finish what can be finished; the playlist stays valid."""
+        if not self._closed:
+            self._closed = True
+            self._muxer.finish_after_failure()
+        return self.path if self.path.exists() else None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._closed:
+            self.close() if exc_type is None else self.abort()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"HlsSink for {self.path} is already closed")
+
+    def _remove_outputs(self) -> None:
+        for path in [self.path, *self.segments]:
+            path.unlink(missing_ok=True)
+
+    def _write_failed(self, error: BaseException, doing: str, frames: int) -> OutputError:
+        if getattr(error, "errno", None) == errno.ENOSPC:
+            return OutputError(
+                f"disk full while writing {self.path}'s segments after {frames} frames; free space and run again"
+            )
+        return OutputError(
+            f"writing {self.path} failed while {doing} (after {frames} frames): {ffmpeg_reason(error)}"
+        )

@@ -1,0 +1,294 @@
+"""`VideoMuxer`: encode `Frame`s and mux them, with copied audio/subtitle packets, into one output.
+
+The part every output shares: a file (`FileSink`), an HLS playlist (`HlsSink`) and an RTSP
+publish (`RtspSink`) differ only in where the container goes and in how it is finished. The
+caller opens the container, builds the muxer on it (streams added, encoder opened), writes the
+header itself (so that a refusal is phrased as that output's), then writes and `finish`es.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import av
+import av.container
+import av.stream
+from av.bitstream import BitStreamFilterContext
+
+from vsr.errors import OutputError
+from vsr.media.containers import OutputContainerKind
+from vsr.media.encoders import encoder_options, encoder_profile
+from vsr.media.ffmpeg_errors import ffmpeg_reason
+from vsr.media.frame import Frame, pixel_layout
+from vsr.media.output_spec import VideoOutputSpec
+from vsr.media.planes import copy_planes_into
+
+__all__ = ["VideoMuxer", "WriteFailure"]
+
+log = logging.getLogger(__name__)
+
+# Stream tags worth keeping on copied streams (the muxer writes its own statistics tags).
+_KEPT_TAGS = ("language", "title", "handler_name")
+
+# How a write error becomes the one-line error of this output: (error, what was being done,
+# frames written so far) -> the exception to raise.
+WriteFailure = Callable[[BaseException, str, int], OutputError]
+
+
+class VideoMuxer:
+    """The video stream and the copied streams of one open output container.
+
+    ``name`` is what messages and notes call the output. ``on_write_error`` phrases a failed
+    write (the file sink says which file and whether the disk is full; the RTSP sink says the
+    server dropped the publish).
+    """
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        name: str,
+        kind: OutputContainerKind,
+        spec: VideoOutputSpec,
+        passthrough: Sequence[av.stream.Stream],
+        on_write_error: WriteFailure,
+    ) -> None:
+        self.container = container
+        self.name = name
+        self.kind = kind
+        self.spec = spec
+        self.notes: list[str] = []
+        self.frames_written = 0
+        self.last_pts: int | None = None
+        self._on_write_error = on_write_error
+        self._rounded_pts = False
+        self._negative_noted = False
+        self._slow_path_logged = False
+        self._out_layout = pixel_layout(spec.encoder_pix_fmt)
+        self._bsfs: dict[int, BitStreamFilterContext] = {}
+        self._video = self._add_video()
+        self._streams = self._add_passthrough(passthrough)
+        self._open_encoder()
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _add_video(self) -> av.video.stream.VideoStream:
+        spec, kind = self.spec, self.kind
+        stream = self.container.add_stream(
+            spec.codec, rate=spec.frame_rate, options=encoder_options(spec), time_base=spec.time_base
+        )
+        context = stream.codec_context
+        context.width, context.height = spec.width, spec.height
+        context.pix_fmt = spec.encoder_pix_fmt
+        context.thread_count = spec.threads
+        # The encoder works in the frames' own time base, so pts pass through unchanged (VFR
+        # stays VFR, a start offset stays); the muxer rescales to its own unit if it has one.
+        context.time_base = spec.time_base
+        stream.time_base = spec.time_base
+        color = spec.tagged_color
+        context.colorspace = int(color.matrix)
+        context.color_range = int(color.range)
+        context.color_primaries = color.primaries
+        context.color_trc = color.transfer
+        if spec.sample_aspect_ratio:
+            context.sample_aspect_ratio = spec.sample_aspect_ratio
+        if spec.rotation:
+            if kind.rotation:
+                stream.set_display_rotation(spec.rotation)
+            else:
+                self.note(
+                    f"{kind.ext} cannot store a rotation; the {spec.rotation:g} degree rotation is lost"
+                )
+        # containers with a fixed clock (Matroska: ms) round timestamps that fall between ticks;
+        # write_frame counts the ones that do and the owner's close() says so
+        self.tick = (
+            kind.tick if kind.tick is not None and (spec.time_base / kind.tick).denominator != 1 else None
+        )
+        self.rounded = 0
+        return stream
+
+    def _add_passthrough(self, streams: Sequence[av.stream.Stream]) -> dict[int, av.stream.Stream]:
+        mapping = {}
+        for source in streams:
+            if source.type == "attachment" and not self.kind.attachments:
+                self.note(
+                    f"attachment {source.metadata.get('filename', source.index)} is not copied to {self.kind.ext}"
+                )
+                continue
+            out = self.container.add_stream_from_template(source)
+            for key in _KEPT_TAGS:
+                if key in source.metadata:
+                    out.metadata[key] = source.metadata[key]
+            out.disposition = source.disposition
+            mapping[source.index] = out
+            if self._needs_adts_conversion(source):
+                # AAC from MPEG-TS comes with ADTS headers and no AudioSpecificConfig; MP4 and
+                # Matroska store raw frames plus that config, which aac_adtstoasc extracts
+                # from the first packet. (FFmpeg's automatic filter does not cover this.)
+                self._bsfs[source.index] = BitStreamFilterContext("aac_adtstoasc", source)
+        return mapping
+
+    def _needs_adts_conversion(self, source: av.stream.Stream) -> bool:
+        context = source.codec_context
+        return (
+            self.kind.format not in ("mpegts", "hls")
+            and context is not None
+            and context.codec.canonical_name == "aac"
+            and not context.extradata
+        )
+
+    def _open_encoder(self) -> None:
+        spec = self.spec
+        try:
+            # Opened here, before the header, so a refusal is the encoder's and says so.
+            self._video.codec_context.open()
+        except (av.FFmpegError, ValueError) as error:
+            hint = (
+                " (NVENC needs an NVIDIA GPU that has a video encoder, and its driver; "
+                "use libx264, libx265 or libsvtav1 otherwise)"
+                if encoder_profile(spec.codec).hardware
+                else ""
+            )
+            raise OutputError(
+                f"{spec.codec} refused to encode {spec.width}x{spec.height} {spec.encoder_pix_fmt}: "
+                f"{ffmpeg_reason(error)}{hint}"
+            ) from None
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write_frame(self, frame: Frame, *, keyframe: bool = False) -> None:
+        """Encode one frame (as a keyframe if ``keyframe``); its pts must increase frame to frame."""
+        spec = self.spec
+        if (frame.width, frame.height) != (spec.width, spec.height):
+            raise ValueError(
+                f"frame {frame.index} is {frame.width}x{frame.height}, the output is {spec.width}x{spec.height}"
+            )
+        pts = self.output_pts(frame)
+        if pts < 0 and not self._negative_noted:
+            self._note_negative_time()
+        if self.last_pts is not None and pts <= self.last_pts:
+            raise ValueError(
+                f"frame {frame.index} has pts {pts}, not after the previous frame's {self.last_pts}"
+            )
+        video_frame = self._video_frame(frame)
+        video_frame.pts = pts
+        video_frame.time_base = spec.time_base
+        color = spec.tagged_color
+        video_frame.colorspace = int(color.matrix)
+        video_frame.color_range = int(color.range)
+        if keyframe:
+            # libx264/x265 turn a frame typed I into a keyframe (an IDR with closed GOPs)
+            video_frame.pict_type = av.video.frame.PictureType.I
+        try:
+            self.container.mux(self._video.encode(video_frame))
+        except av.FFmpegError as error:
+            raise self._on_write_error(error, f"encoding frame {frame.index}", self.frames_written) from None
+        self.last_pts = pts
+        self.frames_written += 1
+        if self.tick is not None and (pts * spec.time_base / self.tick).denominator != 1:
+            self.rounded += 1
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """Mux a packet demuxed from one of the passthrough streams, byte for byte."""
+        if packet.size == 0:
+            return  # a demuxer's end-of-stream flush packet carries nothing to store
+        out = self._streams.get(packet.stream_index)
+        if out is None:
+            raise ValueError(
+                f"packet of input stream #{packet.stream_index} is not from a passthrough stream"
+            )
+        # The packet keeps its input time base; muxing rescales its timestamps to the output's.
+        if packet.pts is not None and packet.pts < 0 and not self._negative_noted:
+            self._note_negative_time()
+        packets = [packet]
+        bsf = self._bsfs.get(packet.stream_index)
+        if bsf is not None:
+            time_base = packet.time_base
+            packets = bsf.filter(packet)
+            for filtered in packets:
+                filtered.time_base = time_base
+        try:
+            for item in packets:
+                item.stream = out
+                self.container.mux_one(item)
+        except av.FFmpegError as error:
+            raise self._on_write_error(
+                error, f"copying a packet of stream #{out.index}", self.frames_written
+            ) from None
+
+    def output_pts(self, frame: Frame) -> int:
+        """``frame``'s pts in the output's time base (rounded, with a note, if it must be)."""
+        if frame.time_base == self.spec.time_base:
+            return frame.pts
+        exact = Fraction(frame.pts) * frame.time_base / self.spec.time_base
+        if exact.denominator != 1 and not self._rounded_pts:
+            self._rounded_pts = True
+            self.note(
+                f"frame timestamps in {frame.time_base} are rounded to the output time base {self.spec.time_base}"
+            )
+        return round(exact)
+
+    def _note_negative_time(self) -> None:
+        # Audio encoders' priming samples sit before time 0 (AAC: 1024 samples). MP4 keeps them
+        # there with an edit list. The Matroska and MPEG-TS muxers may instead shift every stream
+        # by the same amount (whether they do depends on the packets' dts), keeping sync but not
+        # the absolute times.
+        self._negative_noted = True
+        if self.kind.format not in ("mp4", "mov"):
+            self.note(
+                f"the input has timestamps before 0 (encoder delay); {self.kind.ext} may shift all "
+                "streams by that small amount to store them (sync is kept; .mp4 keeps the times)"
+            )
+
+    def _video_frame(self, frame: Frame) -> av.VideoFrame:
+        layout = pixel_layout(frame.pix_fmt)
+        target = self._out_layout
+        same = (layout.family, layout.bits, layout.chroma_w, layout.chroma_h) == (
+            target.family, target.bits, target.chroma_w, target.chroma_h,
+        )  # fmt: skip
+        if same:
+            out = av.VideoFrame(frame.width, frame.height, self.spec.encoder_pix_fmt)
+            copy_planes_into(out, target, frame.planes)
+            return out
+        # A frame in another layout than the encoder's: correct but slow (swscale on this thread).
+        if not self._slow_path_logged:
+            self._slow_path_logged = True
+            log.warning(
+                "frames arrive as %s but %s is encoded: converting on the host",
+                frame.pix_fmt,
+                self.spec.encoder_pix_fmt,
+            )
+        source = av.VideoFrame(frame.width, frame.height, frame.pix_fmt)
+        copy_planes_into(source, layout, frame.planes)
+        return source.reformat(format=self.spec.encoder_pix_fmt)
+
+    # -- finishing ------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Flush the encoder and close the container (trailer, playlist end, RTSP TEARDOWN)."""
+        try:
+            self.container.mux(self._video.encode(None))
+            self.container.close()
+        except av.FFmpegError as error:
+            self.close_quietly()
+            raise self._on_write_error(error, "finishing the output", self.frames_written) from None
+
+    def finish_after_failure(self) -> None:
+        """Finish what can be finished after a failure or interrupt, raising nothing."""
+        try:
+            self.container.mux(self._video.encode(None))
+        except (av.FFmpegError, ValueError) as error:
+            log.warning("flushing the encoder after a failure failed too: %s", ffmpeg_reason(error))
+        self.close_quietly()
+
+    def close_quietly(self) -> None:
+        try:
+            self.container.close()
+        except (av.FFmpegError, ValueError, OSError) as error:
+            log.warning("closing %s failed: %s", self.name, ffmpeg_reason(error))
+
+    def note(self, text: str) -> None:
+        # notes reach the user through the run summary; the log has them for library users
+        self.notes.append(text)
+        log.info("%s: %s", self.name, text)
