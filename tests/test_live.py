@@ -12,9 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from vsr.pipeline.runner import Pipeline
 from vsr.pipeline.stats import RunSummary
 
 from clips import write_clip
+from in_thread import InThread, SlowBackend
 from rtsp_server import RtspServer, rtsp_unavailable
 
 CLIP_FRAMES = 100  # 4 s at 25 fps, a keyframe every second
@@ -63,34 +63,15 @@ def _increasing(times: list[Fraction]) -> bool:
     return all(b > a for a, b in itertools.pairwise(times))
 
 
-class _Run:
+class _Run(InThread[RunSummary]):
     """`Pipeline.run` on a thread, so the test can act on the server meanwhile."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self.result: dict[str, object] = {}
-        self.thread = threading.Thread(target=self._target)
-        self.thread.start()
-
-    def _target(self) -> None:
-        try:
-            self.result["summary"] = self.pipeline.run()
-        except BaseException as error:
-            self.result["error"] = error
-
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            assert self.thread.is_alive(), f"the run ended while waiting for {what}: {self.result}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.02)
+        super().__init__(pipeline.run)
 
     def summary(self, timeout_s: float = 30.0) -> RunSummary:
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "the pipeline hung"
-        if "error" in self.result:
-            raise self.result["error"]  # type: ignore[misc]
-        return self.result["summary"]  # type: ignore[return-value]
+        return self.result(timeout_s)
 
 
 # -- without a server -------------------------------------------------------------------------
@@ -305,20 +286,6 @@ def test_a_camera_back_at_another_resolution_keeps_the_output_size(
     assert size == (640, 480) and _increasing(times) and len(times) == summary.frames_out >= 30
 
 
-class _SlowBackend:
-    """A backend that takes ``delay_s`` per call: a model slower than the stream (tests only)."""
-
-    def __init__(self, inner: object, delay_s: float) -> None:
-        self.inner, self.delay_s = inner, delay_s
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def run(self, batch: object) -> object:
-        time.sleep(self.delay_s)
-        return self.inner.run(batch)  # type: ignore[attr-defined]
-
-
 @needs_server
 def test_a_slow_model_makes_live_mode_drop_frames_and_keep_latency_bounded(
     server: RtspServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -326,7 +293,7 @@ def test_a_slow_model_makes_live_mode_drop_frames_and_keep_latency_bounded(
     import vsr.pipeline.runner as runner
 
     real = runner.create_backend
-    monkeypatch.setattr(runner, "create_backend", lambda *a, **k: _SlowBackend(real(*a, **k), 0.12))
+    monkeypatch.setattr(runner, "create_backend", lambda *a, **k: SlowBackend(real(*a, **k), 0.12))
     out = tmp_path / "out.mp4"
     options = vsr.UpscaleOptions(reconnect_attempts=0, max_latency=0.3, queue_size=4, **FAST)
     summary = vsr.upscale(server.url, out, options)

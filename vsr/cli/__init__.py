@@ -16,6 +16,7 @@ from vsr.cli.models import models_command
 from vsr.cli.probe import probe
 from vsr.cli.train import train_command
 from vsr.cli.upscale import upscale
+from vsr.cli.watch import watch_command
 
 __all__ = ["app", "main"]
 
@@ -53,6 +54,7 @@ app.command("bench")(bench_command)
 app.command("build-engine")(build_engine_command)
 app.command("engines")(engines_command)
 app.command("models")(models_command)
+app.command("watch")(watch_command)
 
 
 def main() -> None:

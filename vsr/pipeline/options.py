@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from vsr.errors import ConfigError
 
-__all__ = ["UpscaleOptions", "load_options", "parse_size"]
+__all__ = ["UpscaleOptions", "load_options", "parse_size", "read_toml"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,21 +130,26 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML config file's tables, or a one-line `ConfigError` saying why it cannot be read."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+
+
 def load_options(config: str | None = None, **overrides: object) -> UpscaleOptions:
     """Defaults, then a TOML preset (``configs/*.toml``), then explicit overrides (None = not given)."""
     import dataclasses
-    import tomllib
-    from pathlib import Path
 
     values: dict[str, object] = {}
     if config is not None:
         path = Path(config)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        data = read_toml(path)
         section = data.get("upscale", data)
         if not isinstance(section, dict):
             raise ConfigError(f"config {path}: [upscale] must be a table")

@@ -23,8 +23,11 @@ from typing import Any
 
 from vsr.backends import BackendOptions, create_backend
 from vsr.errors import Cancelled, ConfigError, VsrError
-from vsr.media import FileSink, Frame, incompatible_streams
+from vsr.media import Frame, incompatible_streams
+from vsr.media.hls import HlsSink
 from vsr.media.live import EventLog, LiveSource
+from vsr.media.outputs import Sink, open_sink, output_kind
+from vsr.media.publish import RtspSink, check_publish_spec, is_publish_url
 from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, Pacer, discontinuity, live_report, open_source
@@ -41,7 +44,7 @@ _END = object()  # end of stream, travels through the frame queues
 _POLL_S = 0.1  # how often a blocked stage looks at the stop event
 
 
-def _yield_cpu_to_the_model() -> None:
+def yield_cpu_to_the_model() -> None:
     """Lower this thread's scheduling priority (Linux: per thread; inherited by threads it starts).
 
     When the model runs on the CPU it shares the cores with the encoder. The model's parallel
@@ -94,8 +97,11 @@ class Pipeline:
     ) -> None:
         self.options = options or UpscaleOptions()
         self.input, self.output_path = str(input_path), Path(output_path)
+        self.output = str(output_path)  # an RTSP URL would lose its "//" as a Path
         self.input_path = Path(input_path)
-        check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
+        self._publish = is_publish_url(self.output)
+        if not self._publish:
+            check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
         self.source = open_source(self.input, self.options)
         is_live = isinstance(self.source, LiveSource)
         self.events = self.source.events if isinstance(self.source, LiveSource) else EventLog()
@@ -105,10 +111,19 @@ class Pipeline:
         self._interrupted = False
         try:
             self.plan: RunPlan = make_plan(self.source.info, self.options, model)
-            bad = incompatible_streams(self.output_path.suffix, self.source.passthrough)
+            kind = output_kind(self.output)
+            if self._publish:
+                check_publish_spec(self.plan.output)
+            file_segments = self.options.segment is not None and not kind.playlist and not self._publish
+            if is_live and self.source.passthrough:
+                # a live input's audio is kept where the output can carry it, else dropped with a note
+                bad = incompatible_streams(kind, self.source.passthrough)
+                if file_segments or bad:
+                    self.source.drop_audio("segmented files carry video only" if file_segments else bad[0])
+            bad = incompatible_streams(kind, self.source.passthrough)
             if bad:
-                raise ConfigError(f"{self.output_path.suffix} cannot carry {'; '.join(bad)}")
-            if self.options.segment is not None and self.source.passthrough:
+                raise ConfigError(f"{kind.ext} cannot carry {'; '.join(bad)}")
+            if file_segments and self.source.passthrough:
                 raise ConfigError(
                     "--segment writes video only: this input has audio/subtitle streams to copy; "
                     "write one file instead"
@@ -132,7 +147,7 @@ class Pipeline:
         self.frames_out = 0
         self.packets_out = 0
         self._started = 0.0
-        self._sink: FileSink | SegmentSink | None = None
+        self._sink: Sink | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -242,13 +257,15 @@ class Pipeline:
 
     def _sink_loop(self) -> None:
         if self.plan.device.type == "cpu":
-            _yield_cpu_to_the_model()
+            yield_cpu_to_the_model()
         # created here so that the encoder's own threads inherit this thread's priority
-        segment = self.options.segment
-        sink = self._sink = (
-            FileSink(self.output_path, self.plan.output, self.source.passthrough)
-            if segment is None
-            else SegmentSink(self.output_path, self.plan.output, segment)
+        sink = self._sink = open_sink(
+            self.output,
+            self.plan.output,
+            self.source.passthrough,
+            segment_s=self.options.segment,
+            live=isinstance(self.source, LiveSource),
+            open_timeout_s=self.options.open_timeout,
         )
         clock = self.clocks["encode"]
         total = self.source.info.frame_count
@@ -268,7 +285,7 @@ class Pipeline:
             if self._on_progress is not None:
                 self._on_progress(Progress(self.frames_out, total, time.perf_counter() - self._started))
 
-    def _drain_packets(self, sink: FileSink | SegmentSink) -> None:
+    def _drain_packets(self, sink: Sink) -> None:
         while True:
             try:
                 packet = self._packets_q.get_nowait()
@@ -329,11 +346,14 @@ class Pipeline:
                 self.cancel()
 
     def _final_error(self, partial: Path | None) -> BaseException:
-        kept = (
-            f"; the {self.frames_out} frames encoded so far are kept in {partial}"
-            if partial is not None
-            else "; nothing was encoded"
-        )
+        if isinstance(self._sink, RtspSink):
+            kept = f"; {self._sink.frames_written} frames were published"
+        elif partial is not None:
+            kept = f"; the {self.frames_out} frames encoded so far are kept in {partial}"
+        else:
+            kept = "; nothing was encoded"
+        if self._sink is None and isinstance(self._error, VsrError):
+            return self._error  # the output could not even be opened: that is the whole story
         if self._error is None:
             return Cancelled(f"interrupted after {self.frames_out} frames{kept}")
         if isinstance(self._error, VsrError):
@@ -370,7 +390,9 @@ class Pipeline:
             scene_cuts=stage.scene_cuts,
             notes=list(plan.notes) + self.source.run_notes() + list(sink_notes) + stage.run_notes(),
             live=self._live_report(),
-            segments=[str(p) for p in self._sink.segments] if isinstance(self._sink, SegmentSink) else [],
+            segments=[str(p) for p in self._sink.segments]
+            if isinstance(self._sink, SegmentSink | HlsSink)
+            else [],
         )
 
     def _live_report(self) -> LiveReport | None:

@@ -1,0 +1,360 @@
+"""`vsr watch`: several feeds through one model, batched across feeds, each to its own output.
+
+Files stand in for cameras where a test needs exact frame counts; the RTSP test uses the
+GStreamer server of ``test_live.py``. The model is bicubic x2; where a test needs the Restore
+thread to be the bottleneck (so that frames of several feeds wait together), its backend is
+slowed down by a fixed delay per call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import vsr
+import vsr.pipeline.watch as watch_module
+from vsr.cli import app
+from vsr.errors import OutputError
+from vsr.media import FileSink
+from vsr.pipeline.watch import WatchRun
+from vsr.pipeline.watch_config import load_watch_config
+
+from clips import vfr_clip, write_clip
+from in_thread import InThread, SlowBackend
+from rtsp_server import RtspServer, rtsp_unavailable
+
+RUN = 'model = "bicubic"\nscale = 2\nprecision = "fp32"\npreset = "ultrafast"\n'
+needs_server = pytest.mark.skipif(rtsp_unavailable() is not None, reason=str(rtsp_unavailable()))
+
+
+def _camera(name: str, url: str | Path, output: str | Path, **extra: object) -> str:
+    table = {"name": name, "url": str(url), "output": str(output), **extra}
+    return "[[camera]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in table.items())
+
+
+def _config(folder: Path, *cameras: str, run: str = RUN, batch: int = 4) -> Path:
+    path = folder / "cameras.toml"
+    path.write_text(f"{run}batch = {batch}\n" + "".join(cameras))
+    return path
+
+
+def _frames(path: Path) -> tuple[list[Fraction], list[np.ndarray]]:
+    """Presentation times (s) and Y planes of a video's frames."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(c.streams.video[0]))
+    return [Fraction(f.pts) * f.time_base for f in frames], [f.to_ndarray(format="gray") for f in frames]
+
+
+def _inverted_clip(path: Path, frames: int) -> Path:
+    """A 160x96 clip unlike `write_clip`'s (a negative, moving the other way): a frame that went
+    to the wrong feed's output cannot pass for the right one."""
+    rng = np.random.default_rng(7)
+    texture = rng.integers(30, 220, size=(96, 160), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bframes": "0"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        for index in range(frames):
+            luma = 255 - np.roll(texture, -3 * index, axis=1)
+            frame = av.VideoFrame.from_ndarray(np.dstack([luma] * 3), format="rgb24").reformat(
+                format="yuv420p"
+            )
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+@pytest.fixture
+def slow_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    def slow(delay_s: float) -> None:
+        real = watch_module.create_backend
+        monkeypatch.setattr(
+            watch_module, "create_backend", lambda *a, **k: SlowBackend(real(*a, **k), delay_s)
+        )
+
+    return slow
+
+
+# -- several files ----------------------------------------------------------------------------
+
+
+def test_feeds_of_different_lengths_keep_every_frame_and_their_own_timestamps(
+    tmp_path: Path, slow_model: Callable[[float], None]
+) -> None:
+    slow_model(0.02)  # the model is the bottleneck: frames of several feeds wait for each call
+    negative = _inverted_clip(tmp_path / "negative.mp4", 37)
+    vfr = vfr_clip(tmp_path)  # 160x96 too, irregular pts in 1/90000
+    small = write_clip(tmp_path / "small.mp4", width=128, height=64, frames=9)
+    config = _config(
+        tmp_path,
+        _camera("negative", "negative.mp4", "out/negative.mp4"),  # relative to the config's folder
+        _camera("vfr", vfr, tmp_path / "out" / "vfr.mp4"),
+        _camera("small", small, tmp_path / "out" / "small.mp4", segment=0.2),
+    )
+    (tmp_path / "out").mkdir()
+    summary = WatchRun(load_watch_config(config)).run()
+    feeds = {f.name: f for f in summary.feeds}
+    # frames of one size share model calls across feeds; another size gets calls of its own
+    assert summary.cross_feed_calls > 0
+    assert summary.frames_restored == 37 + 20 + 9 and summary.model_calls < summary.frames_restored
+    for name, source, out in (("negative", negative, "negative.mp4"), ("vfr", vfr, "vfr.mp4")):
+        report = feeds[name]
+        assert report.completed and report.error is None and report.ended_by == "end of file"
+        times, planes = _frames(tmp_path / "out" / out)
+        source_times, _ = _frames(source)
+        assert times == source_times  # every frame, at exactly its input time
+        assert report.frames_in == report.frames_out == len(source_times)
+        assert planes[0].shape == (192, 320)
+        # each output is what `vsr upscale` makes of its input alone: no frame of another feed
+        alone = vsr.upscale(
+            source, tmp_path / f"alone-{out}", model="bicubic", scale=2, precision="fp32", preset="ultrafast"
+        )
+        alone_times, alone_planes = _frames(Path(alone.output))
+        assert alone_times == times
+        for plane, reference in zip(planes, alone_planes, strict=True):
+            assert np.abs(plane.astype(int) - reference).mean() < 1.0
+    small_report = feeds["small"]
+    segments = [Path(s) for s in small_report.segments]
+    counts = [len(_frames(s)[0]) for s in segments]
+    assert counts == [5, 4] and small_report.frames_out == 9  # 0.2 s segments of a 25 fps clip
+    assert not list((tmp_path / "out").glob("*.partial.*"))
+
+
+def test_a_feed_whose_output_fails_ends_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_model: Callable[[float], None]
+) -> None:
+    slow_model(0.01)
+
+    class FailingSink(FileSink):
+        def write_frame(self, frame: object) -> None:
+            if self.path.name == "bad.mp4" and self.frames_written == 5:
+                raise OutputError(f"disk full while writing {self.partial_path} after 5 frames")
+            super().write_frame(frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watch_module, "FileSink", FailingSink)
+    good = write_clip(tmp_path / "good.mp4", frames=40)
+    config = _config(
+        tmp_path, _camera("bad", good, tmp_path / "bad.mp4"), _camera("good", good, tmp_path / "good-out.mp4")
+    )
+    result = CliRunner().invoke(app, ["watch", str(config), "--json", str(tmp_path / "run.json")])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"vsr: error: 1 of 2 feeds failed: camera 'bad': disk full while writing "
+        f"{tmp_path / 'bad.partial.mp4'} after 5 frames"
+    )
+    report = {f["name"]: f for f in json.loads((tmp_path / "run.json").read_text())["feeds"]}
+    assert report["good"]["completed"] and report["good"]["frames_out"] == 40
+    assert len(_frames(tmp_path / "good-out.mp4")[0]) == 40
+    assert not report["bad"]["completed"] and report["bad"]["ended_by"].startswith("failed: disk full")
+    assert report["bad"]["output"] == str(tmp_path / "bad.partial.mp4")  # kept, playable up to there
+    assert len(_frames(tmp_path / "bad.partial.mp4")[0]) == 5
+
+
+def test_cancel_finishes_every_output(tmp_path: Path, slow_model: Callable[[float], None]) -> None:
+    slow_model(0.03)
+    clip = write_clip(tmp_path / "clip.mp4", frames=200)
+    config = _config(
+        tmp_path, _camera("a", clip, tmp_path / "a.mp4"), _camera("b", clip, tmp_path / "b.mkv"), batch=2
+    )
+    run = WatchRun(load_watch_config(config))
+    running = InThread(run.run)
+    running.wait_for(lambda: all(f.frames_out >= 5 for f in run.feeds), "frames of both feeds")
+    run.cancel()  # Ctrl-C
+    summary = running.result(60)
+    assert summary.interrupted
+    for feed in summary.feeds:
+        assert feed.completed and feed.ended_by == "interrupted"
+        assert 5 <= feed.frames_out == feed.frames_in < 200  # what was read is written, no more
+        times, _ = _frames(Path(str(feed.output)))
+        assert times == [Fraction(n, 25) for n in range(feed.frames_out)]
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_sigterm_finishes_every_output_with_130(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", frames=1000)  # 40 s at 25 fps: still going when stopped
+    config = _config(
+        tmp_path, _camera("a", clip, tmp_path / "a.mp4"), _camera("b", clip, tmp_path / "b.mkv"), batch=2
+    )
+    vsr_cli = Path(sys.executable).with_name("vsr")
+    command = [str(vsr_cli), "watch", str(config), "--json", str(tmp_path / "run.json")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    partials = [tmp_path / "a.partial.mp4", tmp_path / "b.partial.mkv"]
+    deadline = time.monotonic() + 60
+    while not all(p.exists() and p.stat().st_size > 20_000 for p in partials):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()  # type: ignore[union-attr]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["interrupted"]
+    for feed, out in zip(report["feeds"], ("a.mp4", "b.mkv"), strict=True):
+        assert (
+            feed["completed"] and feed["ended_by"] == "interrupted" and feed["output"] == str(tmp_path / out)
+        )
+        times, _ = _frames(tmp_path / out)
+        assert 0 < len(times) == feed["frames_out"] == feed["frames_in"] < 1000
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_the_json_report_has_every_feed_and_the_cross_feed_calls(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", frames=12)
+    config = _config(
+        tmp_path, _camera("a", clip, tmp_path / "a.mp4"), _camera("b", clip, tmp_path / "b.mp4"), batch=2
+    )
+    result = CliRunner().invoke(app, ["watch", str(config), "--json", "-", "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [f["name"] for f in data["feeds"]] == ["a", "b"]
+    assert all(f["frames_out"] == 12 and f["ended_by"] == "end of file" for f in data["feeds"])
+    assert data["frames_restored"] == 24 and 0 <= data["cross_feed_calls"] <= data["model_calls"] <= 24
+    assert set(data["restore_steps"]) == {"upload", "model", "download"}
+    assert data["feeds"][0]["latency"]["frames"] == 12
+
+
+# -- config errors ----------------------------------------------------------------------------
+
+_KNOWN = "name, url, output, segment, reconnect_attempts, reconnect_interval, read_timeout, open_timeout, rtsp_transport"
+
+
+@pytest.mark.parametrize(
+    ("run", "cameras", "message"),
+    [
+        (RUN, [("a", {"urll": "x"})], "camera 'a': unknown key 'urll'; known keys: " + _KNOWN),
+        (RUN + "modle = 'x'\n", [("a", {})], "unknown key 'modle'; known keys: model, scale, device, "
+         "precision, batch, max_latency, codec, crf, preset, and [[camera]] tables"),
+        (RUN, [("a", {}), ("a", {"output": "other.mp4"})], "camera 'a': name is used by another camera too"),
+        (RUN, [("a", {}), ("b", {})], "camera 'b': output OUT is also camera 'a''s output; give each camera its own"),
+        (RUN, [("a", {"reconnect_attempts": -5})], "camera 'a': reconnect_attempts must be at least -1, got -5"),
+        (RUN, [("a", {"read_timeout": "5s"})], "camera 'a': read_timeout must be a number of seconds, got '5s'"),
+        (RUN, [("a", {"segment": "ten minutes"})], "camera 'a': segment must be a positive duration such as "
+         "10m, 30s, 1h or a number of seconds, got 'ten minutes'"),
+        (RUN, [("a", {"rtsp_transport": "sctp"})], "camera 'a': rtsp_transport must be one of tcp, udp, got 'sctp'"),
+        (RUN, [("a", {"output": "a.avi"})], "camera 'a': output cannot write .avi files; use one of "),
+        (RUN + "scale = 0\n", [("a", {})], None),  # a duplicate key: TOML itself refuses it
+        (RUN.replace("scale = 2", "scale = 9"), [("a", {})], "scale must be 1..8, got 9"),
+        (RUN.replace('"fp32"', '"fp8"'), [("a", {})], "precision must be one of auto, fp32, fp16, bf16, got 'fp8'"),
+        (RUN, [], "needs at least one [[camera]] table (name, url, output)"),
+    ],
+)  # fmt: skip
+def test_config_errors_are_one_line_naming_file_camera_and_key(
+    tmp_path: Path, run: str, cameras: list[tuple[str, dict[str, object]]], message: str | None
+) -> None:
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")  # never opened: the config is checked first
+    out = tmp_path / "out.mp4"
+    tables = [
+        _camera(name, clip, extra.get("output", out), **{k: v for k, v in extra.items() if k != "output"})
+        for name, extra in cameras
+    ]
+    config = _config(tmp_path, *tables, run=run, batch=2)
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    if message is None:
+        assert lines[0].startswith(f"vsr: error: cannot read config {config}: ")
+    else:
+        expected = f"vsr: error: {config}: {message.replace('OUT', str(out))}"
+        assert lines[0].startswith(expected) if message.endswith(" ") else lines[0] == expected
+    assert not out.exists()
+
+
+def test_a_camera_without_its_keys_and_a_missing_config(tmp_path: Path) -> None:
+    config = tmp_path / "cameras.toml"
+    config.write_text(RUN + '[[camera]]\nname = "door"\nurl = "rtsp://cam/1"\n')
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"vsr: error: {config}: camera 'door': missing key 'output' (every camera needs name, url, output)"
+    )
+    result = CliRunner().invoke(app, ["watch", str(tmp_path / "nope.toml")])
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        f"vsr: error: config file not found: {tmp_path / 'nope.toml'}",
+    )
+
+
+def test_an_input_that_cannot_be_opened_names_its_camera(tmp_path: Path) -> None:
+    good = write_clip(tmp_path / "good.mp4", frames=3)
+    config = _config(
+        tmp_path,
+        _camera("good", good, tmp_path / "a.mp4"),
+        _camera("gone", tmp_path / "missing.mp4", tmp_path / "b.mp4"),
+    )
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vsr: error: camera 'gone': ")
+    assert "missing.mp4" in lines[0] and not list(tmp_path.glob("[ab].*"))
+
+
+def test_an_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", frames=3)
+    (tmp_path / "a.mp4").write_bytes(b"old")
+    config = _config(tmp_path, _camera("a", clip, tmp_path / "a.mp4"))
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        f"vsr: error: camera 'a': output {tmp_path / 'a.mp4'} exists; pass --overwrite to replace it",
+    )
+    assert CliRunner().invoke(app, ["watch", str(config), "-y", "-q"]).exit_code == 0
+    assert len(_frames(tmp_path / "a.mp4")[0]) == 3
+
+
+# -- a camera that dies -----------------------------------------------------------------------
+
+
+@needs_server
+def test_a_camera_that_dies_ends_its_own_output_while_a_file_feed_goes_on(
+    tmp_path: Path, slow_model: Callable[[float], None]
+) -> None:
+    slow_model(0.03)  # at most 2 frames per 0.03 s: the file feed takes seconds
+    clip = write_clip(tmp_path / "cam.mp4", width=320, height=240, frames=100, options={"g": "25"})
+    long_file = write_clip(tmp_path / "file.mp4", width=320, height=240, frames=120)
+    server = RtspServer(clip)
+    try:
+        config = _config(
+            tmp_path,
+            _camera(
+                "cam", server.url, tmp_path / "cam-out.mp4", reconnect_attempts=1, reconnect_interval=0.2
+            ),
+            _camera("file", long_file, tmp_path / "file-out.mp4"),
+            batch=2,
+        )
+        run = WatchRun(load_watch_config(config))
+        cam, file_feed = run.feeds
+        running = InThread(run.run)
+        running.wait_for(lambda: cam.frames_in >= 12, "frames of the camera")
+        server.kill()
+        running.wait_for(lambda: cam.events.counts["gave_up"] >= 1, "the camera to give up")
+        running.wait_for(lambda: cam.completed, "the camera's output to be finished")
+        assert file_feed.frames_out < 120  # the file feed is still going
+        summary = running.result(60)
+    finally:
+        server.stop()
+    reports = {f.name: f for f in summary.feeds}
+    cam_report, file_report = reports["cam"], reports["file"]
+    assert file_report.completed and file_report.frames_out == 120
+    assert _frames(tmp_path / "file-out.mp4")[0] == _frames(long_file)[0]
+    assert cam_report.completed and cam_report.disconnects == 1 and cam_report.reconnects == 0
+    assert cam_report.reconnect_failures == 1 and "cannot connect" in cam_report.ended_by
+    kinds = [e.kind for e in cam_report.events if e.kind in ("connected", "disconnected", "gave_up")]
+    assert kinds == ["connected", "disconnected", "gave_up"]
+    times, planes = _frames(tmp_path / "cam-out.mp4")
+    assert len(times) == cam_report.frames_out == cam_report.frames_in - cam_report.frames_dropped >= 12
+    assert all(b > a for a, b in itertools.pairwise(times)) and planes[0].shape == (480, 640)
+    assert cam_report.latency.frames == cam_report.frames_out and summary.cross_feed_calls > 0
+    assert not list(tmp_path.glob("*.partial.*"))

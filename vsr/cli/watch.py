@@ -1,0 +1,90 @@
+"""`vsr watch CAMERAS.toml`: several cameras (or files) through one model, each to its own output."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vsr.cli.errors import reports_errors
+from vsr.cli.upscale import stop_on_signals, write_json
+from vsr.errors import VsrError
+from vsr.pipeline.watch import WatchRun
+from vsr.pipeline.watch_config import load_watch_config
+from vsr.pipeline.watch_report import FeedReport, WatchSummary
+
+__all__ = ["format_watch_summary", "watch_command"]
+
+Opt = typer.Option
+
+
+def _feed_lines(f: FeedReport) -> list[str]:
+    (iw, ih), (ow, oh) = f.input_size, f.output_size
+    lines = [
+        f"camera {f.name}: {f.frames_out} of {f.frames_in} frames written ({iw}x{ih} -> {ow}x{oh}) "
+        f"to {f.output if f.output is not None else 'nothing'}; ended: {f.ended_by}"
+    ]
+    if f.segments:
+        lines.append(f"  {len(f.segments)} segments: {f.segments[0]} ... {f.segments[-1]}")
+    if f.live:
+        lat = f.latency
+        lines.append(
+            f"  {f.connections} connections, {f.disconnects} disconnects, {f.reconnects} reconnects, "
+            f"{f.reconnect_failures} failed attempts; {f.frames_dropped} frames dropped; latency to "
+            f"the encoder p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms"
+        )
+    lines += [f"  note: {n}" for n in f.notes]
+    return lines
+
+
+def format_watch_summary(s: WatchSummary) -> str:
+    lines = [
+        f"{len(s.feeds)} feeds in {s.wall_s:.2f} s: model {s.model} on {s.backend}/{s.device} {s.precision}, "
+        f"{s.frames_restored} frames in {s.model_calls} model calls (batch {s.batch}), "
+        f"{s.cross_feed_calls} of them with frames of more than one feed",
+    ]
+    for feed in s.feeds:
+        lines += _feed_lines(feed)
+    lines += [f"note: {n}" for n in s.notes]
+    return "\n".join(lines)
+
+
+@reports_errors
+def watch_command(
+    config: Annotated[
+        str,
+        typer.Argument(
+            help="The cameras TOML: the model settings and one [[camera]] per feed "
+            "(see configs/cameras.example.toml).",
+            show_default=False,
+        ),
+    ],
+    overwrite: Annotated[bool, Opt("--overwrite", "-y", help="Replace outputs that exist.")] = False,
+    json_path: Annotated[
+        str | None, Opt("--json", help="Write the run summary as JSON to this file ('-' for stdout).")
+    ] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No plan or summary.")] = False,
+) -> None:
+    """Run every camera of CONFIG through one model on one device, batching frames across cameras.
+
+    Each camera reconnects on its own policy and writes its own output; one that gives up, or fails,
+    ends its output and the others go on. The run ends when every feed has ended, or on
+    Ctrl-C/SIGTERM: every output is then finished normally (exit code 130); a second Ctrl-C stops
+    at once, keeping the partial files. A feed that failed makes the exit code 1.
+    """
+    run = WatchRun(load_watch_config(config, overwrite=overwrite))
+    if not quiet:
+        for line in run.describe():
+            typer.echo(line, err=True)
+    with stop_on_signals(run.cancel):
+        summary = run.run()
+    if json_path is not None:
+        write_json(json_path, summary.to_dict())
+    if not quiet:
+        typer.echo(format_watch_summary(summary), err=True)
+    failed = summary.failed
+    if failed:
+        reasons = "; ".join(f"camera {f.name!r}: {f.error}" for f in failed)
+        raise VsrError(f"{len(failed)} of {len(summary.feeds)} feeds failed: {reasons}")
+    if summary.interrupted:
+        raise typer.Exit(130)  # every output is complete, but the run was stopped, not finished

@@ -1,0 +1,358 @@
+"""`WatchRun`: several feeds through one model on one device (`vsr watch cameras.toml`).
+
+    feed 1: Source thread -> queue --\\                        /-> queue -> Sink thread -> output 1
+    feed 2: Source thread -> queue ---> Restore thread (model) --> queue -> Sink thread -> output 2
+    ...                             /    up to `batch` frames    \\
+
+Each feed is a `LiveSource` or `FileSource` (`open_source`, as for `vsr upscale`) with its own
+reconnect policy. A live feed's queue drops its oldest frame when full and Restore drops its
+frames that are too late (`LiveControl`); a file's queue blocks, so every frame is kept. The one
+Restore thread takes frames from the queues in turn, up to ``batch``; frames of the same input
+size go through the model in one call, whichever feed they come from (each feed's own colour
+conversion before and after). Outputs keep each feed's own timestamps, as `vsr upscale` writes
+them.
+
+Feeds are independent: a camera whose reconnect attempts run out, a file that ends, an output
+that cannot be written ends that feed alone (its output finished, or kept under its partial
+name after an error) while the others go on. Only a failure of the shared model stops every
+feed. The first `cancel` (Ctrl-C, SIGTERM) ends every input and finishes every output; a second
+stops at once, keeping partial files.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from vsr.backends import create_backend, resolve_device
+from vsr.errors import Cancelled, InputError, VsrError
+from vsr.media import FileSink, Frame
+from vsr.media.live_input import redact
+from vsr.media.segments import SegmentSink
+from vsr.pipeline.plan import resolve_model
+from vsr.pipeline.restore import RestoreStage
+from vsr.pipeline.runner import yield_cpu_to_the_model
+from vsr.pipeline.stats import StageClock
+from vsr.pipeline.watch_config import WatchConfig
+from vsr.pipeline.watch_feed import Feed, open_feed
+from vsr.pipeline.watch_report import WatchSummary
+
+__all__ = ["WatchRun"]
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end of a feed, travels through its queues
+_POLL_S = 0.1  # how often a blocked stage looks at the stop events
+
+
+class WatchRun:
+    """One run of `vsr watch`: construct (opens every feed and plans), then `run()` once."""
+
+    def __init__(self, config: WatchConfig) -> None:
+        self.config = config
+        options = config.options
+        device = resolve_device(options.device)
+        self.model, self.notes = resolve_model(options.model, options.scale, device.type)
+        self.batch = options.batch
+        self.feeds: list[Feed] = []
+        try:
+            for camera in config.cameras:
+                self.feeds.append(open_feed(camera, self.model))
+        except BaseException:
+            for feed in self.feeds:
+                feed.source.close()
+            raise
+        self._stop = threading.Event()
+        self._arrived = threading.Event()  # a Source queued something (or a feed ended)
+        self._error: BaseException | None = None
+        self._interrupted = self._cancelled = False
+        self.clocks = {name: StageClock(name) for name in ("upload", "model", "download")}
+        self.model_calls = 0
+        self.cross_feed_calls = 0  # model calls with frames of more than one feed
+        self._turn = 0
+        self._stages: dict[Feed, RestoreStage] = {}  # made by `run`, with the backend
+
+    def describe(self) -> list[str]:
+        plan = self.feeds[0].plan
+        lines = [
+            f"model:     {plan.model.descriptor.summary()}",
+            f"backend:   {plan.backend} on {plan.device} ({plan.precision}), "
+            f"batch {self.batch} across {len(self.feeds)} feeds",
+        ]
+        for feed in self.feeds:
+            (iw, ih), (ow, oh) = feed.plan.restore.input_size, feed.plan.restore.output_size
+            segment = feed.camera.options.segment
+            lines.append(
+                f"camera {feed.name}: {redact(feed.camera.url)} {iw}x{ih} -> {ow}x{oh} -> {feed.camera.output}"
+                + (f" (segments of {segment:g} s)" if segment is not None else "")
+            )
+        lines += [f"note:      {n}" for n in self.notes]
+        return lines
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """First call: end every input and finish every output; second: stop at once."""
+        if not self._interrupted:
+            self._interrupted = True
+            for feed in self.feeds:
+                feed.stop_input()
+            return
+        self._cancelled = True
+        self._stop.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._stop.set()
+
+    def _alive(self, feed: Feed) -> bool:
+        return not self._stop.is_set() and not feed.dead.is_set()
+
+    def _put(self, q: queue.Queue[Any], item: object, feed: Feed) -> bool:
+        while self._alive(feed):
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any], feed: Feed) -> object | None:
+        while self._alive(feed):
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return None
+
+    def _feed_thread(self, feed: Feed, target: Callable[[Feed], None], role: str) -> threading.Thread:
+        def run() -> None:
+            try:
+                target(feed)
+            except BaseException as error:  # this feed ends; the others go on
+                feed.fail(error)
+                self._arrived.set()
+
+        return threading.Thread(target=run, name=f"vsr-{role}-{feed.name}", daemon=True)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def _source_loop(self, feed: Feed) -> None:
+        items = feed.source.items()
+        while self._alive(feed):
+            if feed.input_stop.is_set():
+                feed.interrupted = True
+                item: object = _END
+            else:
+                item = next(items, _END)
+            if isinstance(item, Frame):
+                feed.frames_in += 1
+                if feed.is_live:
+                    feed.control.put_newest(feed.frames, item)  # never waits: drops the oldest
+                elif not self._put(feed.frames, item, feed):
+                    return
+                self._arrived.set()
+            elif item is _END:
+                if feed.is_live:
+                    feed.control.put_newest(feed.frames, _END)
+                else:
+                    self._put(feed.frames, _END, feed)
+                self._arrived.set()
+                return
+            else:
+                feed.packets.put(item)
+
+    def _restore_loop(self) -> None:
+        while not self._stop.is_set():
+            self._arrived.clear()  # before looking, so that a put while looking is not missed
+            open_feeds = [f for f in self.feeds if not f.restore_done]
+            if not open_feeds:
+                return
+            taken, ended = self._gather(open_feeds)
+            if not taken and not ended:
+                self._arrived.wait(_POLL_S)
+                continue
+            self._restore(taken)
+            for feed in ended:
+                self._put(feed.restored, _END, feed)
+
+    def _gather(self, feeds: list[Feed]) -> tuple[list[tuple[Feed, Frame]], list[Feed]]:
+        """Up to ``batch`` frames, one feed after the other; and the feeds that ended."""
+        self._turn = (self._turn + 1) % len(feeds)
+        waiting = feeds[self._turn :] + feeds[: self._turn]  # a different feed goes first each time
+        taken: list[tuple[Feed, Frame]] = []
+        ended: list[Feed] = []
+        while waiting and len(taken) < self.batch:
+            for feed in list(waiting):
+                if len(taken) == self.batch:
+                    break
+                if feed.dead.is_set():
+                    feed.restore_done = True
+                    waiting.remove(feed)
+                    continue
+                try:
+                    item = feed.frames.get_nowait()
+                except queue.Empty:
+                    waiting.remove(feed)
+                    continue
+                if item is _END:
+                    feed.restore_done = True
+                    ended.append(feed)
+                    waiting.remove(feed)
+                elif feed.is_live and feed.control.is_late(item, newer_waiting=not feed.frames.empty()):
+                    continue
+                else:
+                    taken.append((feed, item))
+        return taken, ended
+
+    def _restore(self, taken: list[tuple[Feed, Frame]]) -> None:
+        # frames of one input and output size share a model call; a feed has one size
+        groups: dict[tuple[tuple[int, int], tuple[int, int]], dict[Feed, list[Frame]]] = {}
+        for feed, frame in taken:
+            config = feed.plan.restore
+            if (frame.width, frame.height) != config.input_size or frame.pix_fmt != config.input_pix_fmt:
+                feed.fail(
+                    InputError(
+                        f"frame {frame.index} changed to {frame.width}x{frame.height} {frame.pix_fmt} "
+                        f"mid-stream (the feed started as {config.input_size[0]}x{config.input_size[1]} "
+                        f"{config.input_pix_fmt}); split the input at that point"
+                    )
+                )
+                continue
+            groups.setdefault((config.input_size, config.output_size), {}).setdefault(feed, []).append(frame)
+        for parts in groups.values():
+            live = {feed: frames for feed, frames in parts.items() if not feed.dead.is_set()}
+            if live:
+                self._restore_group(live)
+
+    def _restore_group(self, parts: dict[Feed, list[Frame]]) -> None:
+        started = time.perf_counter()
+        work = [(feed, self._stages[feed], frames) for feed, frames in parts.items()]
+        total = sum(len(frames) for frames in parts.values())
+        with torch.inference_mode():
+            with self.clocks["upload"].busy(total):
+                rgb = [stage.to_rgb(frames) for _, stage, frames in work]
+            with self.clocks["model"].busy(total):
+                # one call for every feed: the stages share the backend, sizes and tiling
+                restored = work[0][1].restore_rgb(rgb[0] if len(rgb) == 1 else torch.cat(rgb))
+                if restored.device.type == "cuda":
+                    torch.cuda.synchronize(restored.device)  # so the clocks split device time honestly
+            self.model_calls += 1
+            self.cross_feed_calls += int(len(work) > 1)
+            outputs, offset = [], 0
+            with self.clocks["download"].busy(total):
+                for feed, stage, frames in work:
+                    outputs.append((feed, stage.to_frames(frames, restored[offset : offset + len(frames)])))
+                    offset += len(frames)
+        elapsed = time.perf_counter() - started
+        for feed, done in outputs:
+            feed.control.restored(elapsed, len(done))
+            for frame in done:
+                if not self._put(feed.restored, frame, feed):
+                    break
+
+    def _sink_loop(self, feed: Feed) -> None:
+        if feed.plan.device.type == "cpu":
+            yield_cpu_to_the_model()
+        # created here so that the encoder's own threads inherit this thread's priority
+        segment, spec = feed.camera.options.segment, feed.plan.output
+        sink = feed.sink = (
+            FileSink(feed.camera.output, spec, feed.source.passthrough)
+            if segment is None
+            else SegmentSink(feed.camera.output, spec, segment)
+        )
+        try:
+            while (item := self._get(feed.restored, feed)) is not None:
+                if isinstance(item, Frame):
+                    sink.write_frame(item)
+                    feed.frames_out += 1
+                    feed.control.written(item)
+                while not feed.packets.empty():
+                    sink.write_packet(feed.packets.get_nowait())
+                if item is _END:
+                    feed.output = sink.close()  # this feed is done: finished now, not at the run's end
+                    feed.completed = True
+                    return
+        except BaseException:
+            feed.output = sink.abort()
+            raise
+        feed.output = sink.abort()  # stopped, or the feed failed elsewhere
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> WatchSummary:
+        plan = self.feeds[0].plan
+        try:
+            backend = create_backend(plan.backend, plan.model, plan.backend_options())
+            self._stages = {
+                feed: RestoreStage(backend, plan.model.descriptor, feed.plan.restore) for feed in self.feeds
+            }
+        except BaseException:
+            self._close_sources()
+            raise
+        started = time.perf_counter()
+        threads = [threading.Thread(target=self._guarded_restore, name="vsr-restore", daemon=True)]
+        for feed in self.feeds:
+            threads.append(self._feed_thread(feed, self._source_loop, "source"))
+            threads.append(self._feed_thread(feed, self._sink_loop, "sink"))
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            try:  # join with a timeout so that Ctrl-C reaches this (main) thread promptly
+                for thread in threads:
+                    thread.join(timeout=_POLL_S)
+            except KeyboardInterrupt:
+                self.cancel()
+        wall = time.perf_counter() - started
+        self._close_sources()
+        if self._error is not None or self._cancelled:
+            raise self._final_error()
+        return self._summary(wall)
+
+    def _guarded_restore(self) -> None:
+        try:
+            self._restore_loop()
+        except BaseException as error:  # the shared model failed: every feed stops
+            self._fail(error)
+
+    def _close_sources(self) -> None:
+        for feed in self.feeds:
+            feed.source.close()
+
+    def _final_error(self) -> BaseException:
+        kept = [f"{feed.name}: {feed.output}" for feed in self.feeds if feed.output is not None]
+        note = f"; outputs kept: {', '.join(kept)}" if kept else "; nothing was encoded"
+        if self._error is None:
+            return Cancelled(f"interrupted{note}")
+        if isinstance(self._error, VsrError):
+            error = type(self._error)(f"{self._error}{note}")
+            error.__cause__ = self._error.__cause__ or self._error
+            return error
+        log.error("internal error in the shared Restore stage%s", note)
+        return self._error
+
+    def _summary(self, wall: float) -> WatchSummary:
+        plan = self.feeds[0].plan
+        return WatchSummary(
+            config=str(self.config.path),
+            feeds=[feed.report() for feed in self.feeds],
+            model=plan.model.descriptor.summary(),
+            backend=plan.backend,
+            device=str(plan.device),
+            precision=plan.precision,
+            batch=self.batch,
+            wall_s=round(wall, 3),
+            model_calls=self.model_calls,
+            cross_feed_calls=self.cross_feed_calls,
+            frames_restored=self.clocks["model"].frames,
+            restore_steps=[clock.stats(wall) for clock in self.clocks.values()],
+            interrupted=self._interrupted,
+            notes=list(self.notes),
+        )

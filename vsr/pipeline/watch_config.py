@@ -1,0 +1,203 @@
+"""The ``cameras.toml`` of `vsr watch`: the shared model settings and one ``[[camera]]`` per feed.
+
+Top-level keys are the run's (one model on one device for every feed); each ``[[camera]]``
+table is a feed with its own input, output and reconnect policy. Every error is one line that
+names the file, the camera and the key. Relative paths (``url`` when it is a file, ``output``)
+are relative to the folder of the TOML file, so a config runs the same from any directory.
+See ``configs/cameras.example.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsr.errors import ConfigError
+from vsr.media.containers import container_for
+from vsr.media.live_input import live_kind, redact
+from vsr.media.segments import parse_duration
+from vsr.pipeline.options import UpscaleOptions, read_toml
+
+__all__ = ["CameraConfig", "WatchConfig", "load_watch_config"]
+
+_Check = Callable[[object], str | None]  # None: fine; else what is wrong, e.g. "must be positive"
+
+
+def _integer(low: int | None = None, high: int | None = None) -> _Check:
+    def check(v: object) -> str | None:
+        if not isinstance(v, int) or isinstance(v, bool):
+            return "must be a whole number"
+        if (low is not None and v < low) or (high is not None and v > high):
+            return f"must be {low}..{high}" if high is not None else f"must be at least {low}"
+        return None
+
+    return check
+
+
+def _seconds(*, zero: bool = False, high: float | None = None) -> _Check:
+    def check(v: object) -> str | None:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return "must be a number of seconds"
+        if v < 0 or (v == 0 and not zero) or (high is not None and v > high):
+            bound = f"{'0' if zero else 'above 0'}..{high:g}" if high is not None else "positive"
+            return f"must be {bound} seconds"
+        return None
+
+    return check
+
+
+def _text(*choices: str) -> _Check:
+    def check(v: object) -> str | None:
+        if not isinstance(v, str) or not v.strip():
+            return "must be a non-empty string"
+        if choices and v not in choices:
+            return f"must be one of {', '.join(choices)}"
+        return None
+
+    return check
+
+
+def _duration(v: object) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        return "must be a duration such as 10m, 30s, 1h or a number of seconds"
+    try:
+        parse_duration(v)
+    except ConfigError:
+        return "must be a positive duration such as 10m, 30s, 1h or a number of seconds"
+    return None
+
+
+# the run's keys -> UpscaleOptions fields of the same name
+_RUN_KEYS: dict[str, _Check] = {
+    "model": _text(),
+    "scale": _integer(1, 8),
+    "device": _text(),
+    "precision": _text("auto", "fp32", "fp16", "bf16"),
+    "batch": _integer(1),
+    "max_latency": _seconds(),
+    "codec": _text(),
+    "crf": _integer(0, 63),
+    "preset": _text(),
+}
+_CAMERA_KEYS: dict[str, _Check] = {
+    "name": _text(),
+    "url": _text(),
+    "output": _text(),
+    "segment": _duration,
+    "reconnect_attempts": _integer(-1),
+    "reconnect_interval": _seconds(zero=True, high=30),
+    "read_timeout": _seconds(),
+    "open_timeout": _seconds(),
+    "rtsp_transport": _text("tcp", "udp"),
+}
+_REQUIRED = ("name", "url", "output")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraConfig:
+    """One feed: where it comes from, where it goes, and its options (the run's plus its own)."""
+
+    name: str
+    url: str  # a live URL as written, or a file path made absolute
+    output: Path
+    options: UpscaleOptions  # the run's settings with this camera's reconnect/timeout/segment
+
+    @property
+    def is_live(self) -> bool:
+        return live_kind(self.url) is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchConfig:
+    path: Path
+    options: UpscaleOptions  # the run's settings (model, device, batch, ...)
+    cameras: tuple[CameraConfig, ...]
+
+
+def load_watch_config(path: str | Path, *, overwrite: bool = False) -> WatchConfig:
+    """Read and check ``path``; raises `ConfigError` with one line naming the file, camera and key."""
+    path = Path(path)
+    data = read_toml(path)
+    cameras = data.pop("camera", None)
+    _check_keys(path, "", data, _RUN_KEYS)
+    # the torch backend takes any frame size and batch; an engine is built for given shapes
+    options = _options(path, "", UpscaleOptions(backend="torch", overwrite=overwrite), data)
+    if not isinstance(cameras, list) or not cameras or not all(isinstance(c, dict) for c in cameras):
+        raise ConfigError(f"{path}: needs at least one [[camera]] table (name, url, output)")
+    folder = path.parent
+    parsed = [_camera(path, folder, n, table, options) for n, table in enumerate(cameras, 1)]
+    _check_unique(path, parsed)
+    return WatchConfig(path=path, options=options, cameras=tuple(parsed))
+
+
+def _where(path: Path, camera: str) -> str:
+    return f"{path}: {camera}: " if camera else f"{path}: "
+
+
+def _check_keys(path: Path, camera: str, table: Mapping[str, object], known: dict[str, _Check]) -> None:
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{_where(path, camera)}unknown key {key!r}; known keys: {', '.join(known)}"
+                + ("" if camera else ", and [[camera]] tables")
+            )
+        problem = known[key](value)
+        if problem is not None:
+            raise ConfigError(f"{_where(path, camera)}{key} {problem}, got {value!r}")
+
+
+def _options(path: Path, camera: str, base: UpscaleOptions, values: Mapping[str, object]) -> UpscaleOptions:
+    try:
+        return dataclasses.replace(base, **values)  # type: ignore[arg-type]
+    except ConfigError as exc:  # a combination the single keys cannot show
+        raise ConfigError(f"{_where(path, camera)}{exc}") from None
+
+
+def _camera(
+    path: Path, folder: Path, number: int, table: dict[str, object], run: UpscaleOptions
+) -> CameraConfig:
+    name = table.get("name")
+    label = f"camera {name!r}" if isinstance(name, str) and name else f"camera #{number}"
+    _check_keys(path, label, table, _CAMERA_KEYS)
+    for key in _REQUIRED:
+        if key not in table:
+            raise ConfigError(f"{path}: {label}: missing key {key!r} (every camera needs name, url, output)")
+    name = str(table["name"])
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"{path}: {label}: name must be letters, digits, '.', '_' or '-' (it names the feed in reports), got {name!r}"
+        )
+    url = str(table["url"])
+    if live_kind(url) is None:
+        url = str(folder / Path(url).expanduser())
+    output = folder / Path(str(table["output"])).expanduser()
+    try:
+        container_for(output)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {label}: output {exc}") from None
+    own = {k: v for k, v in table.items() if k not in _REQUIRED}
+    if "segment" in own:
+        own["segment"] = parse_duration(own["segment"])  # type: ignore[arg-type]
+    return CameraConfig(name=name, url=url, output=output, options=_options(path, label, run, own))
+
+
+def _check_unique(path: Path, cameras: list[CameraConfig]) -> None:
+    names: set[str] = set()
+    writers: dict[Path, str] = {}
+    for camera in cameras:
+        if camera.name in names:
+            raise ConfigError(f"{path}: camera {camera.name!r}: name is used by another camera too")
+        names.add(camera.name)
+        target = camera.output.resolve()
+        if target in writers:
+            raise ConfigError(
+                f"{path}: camera {camera.name!r}: output {camera.output} is also camera "
+                f"{writers[target]!r}'s output; give each camera its own"
+            )
+        writers[target] = camera.name
+        if not camera.is_live and Path(camera.url).resolve() == target:
+            raise ConfigError(f"{path}: camera {camera.name!r}: output is its own input {redact(camera.url)}")
