@@ -352,6 +352,45 @@ def test_cli_refuses_tensorrt_without_a_gpu_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_runs_and_bench_make_the_backend_the_plan_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine the plan picked (not the newest in the cache) and --cuda-graph reach the backend."""
+    import vsr.pipeline.bench as bench_module
+    import vsr.pipeline.runner as runner_module
+    from vsr.backends import create_backend
+
+    clip = write_clip(tmp_path / "in.mp4", width=64, height=48, frames=2)
+    seen = []
+
+    def recording(name, model, options):  # type: ignore[no-untyped-def]
+        seen.append((name, options))
+        return create_backend(name, model, options)
+
+    monkeypatch.setattr(runner_module, "create_backend", recording)
+    monkeypatch.setattr(bench_module, "create_backend", recording)
+    options = UpscaleOptions(model="lanczos", precision="fp32")
+    plan = make_plan(probe(clip).video, options)
+    runner_module.Pipeline(clip, tmp_path / "out.mp4", options).run()
+    bench_module.run_bench(options, input_path=clip, synthetic=None, frames=2, stage_frames=2)
+    assert [name for name, _ in seen] == ["torch"] * len(seen) and len(seen) >= 2
+    assert all(o == plan.backend_options() for _, o in seen)
+
+
+def test_cuda_graph_needs_torch_on_cuda_in_one_line(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("checks the message where torch sees no GPU")
+    clip = write_clip(tmp_path / "in.mp4", width=64, height=48, frames=2)
+    args = ["upscale", str(clip), str(tmp_path / "out.mp4"), "-m", "lanczos", "--cuda-graph"]
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == (
+        "vsr: error: --cuda-graph needs the torch backend on a CUDA device; this run is torch on cpu"
+    )
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_scan_skips_json_that_is_not_a_manifest(tmp_path: Path) -> None:
     engine = _install(tmp_path, _manifest("m.engine", "1080p"))
     (tmp_path / "notes.json").write_text("{}")

@@ -281,3 +281,37 @@ def test_json_summary_of_an_image_run(tmp_path: Path) -> None:
     assert data["image_count"] == 1 and data["images"][0]["output_size"] == [22, 18]
     assert data["per_image_s"] == pytest.approx(data["wall_s"], abs=1e-3)
     assert Image.open(tmp_path / "out.webp").format == "WEBP"
+
+
+def test_images_of_two_sizes_through_onnxruntime_match_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    monkeypatch.chdir(tmp_path)  # the onnxruntime backend caches its export under ./engines
+    checkpoint = _tiny_rrdb_x2(tmp_path / "rrdb_x2.safetensors")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_texture(24, 40, seed=1)).save(src / "a.png")
+    Image.fromarray(_texture(36, 20, seed=2)).save(src / "b.png")
+    for backend in ("torch", "onnxruntime"):
+        vsr.upscale_images(src, tmp_path / backend, model=str(checkpoint), precision="fp32", backend=backend)
+    assert len(list((tmp_path / "engines").glob("*.onnx"))) == 1  # one export serves both sizes
+    for name, size in (("a.png", (48, 80, 3)), ("b.png", (72, 40, 3))):
+        ours = np.asarray(Image.open(tmp_path / "onnxruntime" / name)).astype(int)
+        reference = np.asarray(Image.open(tmp_path / "torch" / name)).astype(int)
+        assert ours.shape == size
+        assert np.abs(ours - reference).max() <= 1, name
+
+
+@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])
+def test_engine_backends_are_refused_for_images_with_the_reason(tmp_path: Path, backend: str) -> None:
+    Image.fromarray(_texture(8, 8)).save(tmp_path / "in.png")
+    result = runner.invoke(
+        app, ["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--backend", backend]
+    )
+    assert result.exit_code == 2
+    assert _one_line_error(result.stderr) == (
+        f"vsr: error: --backend {backend} is for videos (its engines are built for one frame size); "
+        "images run with --backend torch or onnxruntime"
+    )
+    assert _files(tmp_path) == ["in.png"]

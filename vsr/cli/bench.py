@@ -36,7 +36,13 @@ def bench_command(
     scale: Annotated[int | None, Opt("--scale", "-s", help="Output scale. [default: the model's]")] = None,
     device: Annotated[str | None, Opt(help="auto, cpu, cuda or cuda:N. [default: auto]")] = None,
     precision: Annotated[str | None, Opt(help="auto, fp32, fp16 or bf16. [default: auto]")] = None,
-    backend: Annotated[str | None, Opt(help="auto or torch. [default: auto]")] = None,
+    backend: Annotated[
+        str | None,
+        Opt(help="As for vsr upscale: auto, torch, tensorrt, tensorrt-rtx or onnxruntime. [default: auto]"),
+    ] = None,
+    cuda_graph: Annotated[
+        bool | None, Opt("--cuda-graph/--no-cuda-graph", help="As for vsr upscale. [default: off]")
+    ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     codec: Annotated[str | None, Opt(help="Encoder. [default: libx264]")] = None,
     preset: Annotated[str | None, Opt(help="Encoder preset.")] = None,
@@ -51,7 +57,7 @@ def bench_command(
         raise ConfigError(f"input {input} does not exist")
     options = load_options(
         model=model, scale=scale, device=device, precision=precision, backend=backend, batch=batch,
-        codec=codec, preset=preset,
+        cuda_graph=cuda_graph, codec=codec, preset=preset,
     )  # fmt: skip
     result = run_bench(options, input_path=input, synthetic=size, frames=frames, stage_frames=stage_frames)
     for line in result.table():

@@ -112,6 +112,13 @@ def upscale(
             "or onnxruntime. [default: auto]"
         ),
     ] = None,
+    cuda_graph: Annotated[
+        bool | None,
+        Opt(
+            "--cuda-graph/--no-cuda-graph",
+            help="torch on CUDA: capture each input shape as a CUDA graph and replay it. [default: off]",
+        ),
+    ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     tile: Annotated[int | None, Opt(help="Tile size in input pixels (0: whole frames). [default: 0]")] = None,
     tile_overlap: Annotated[
@@ -200,6 +207,7 @@ def upscale(
         device=device,
         precision=precision,
         backend=backend,
+        cuda_graph=cuda_graph,
         batch=batch,
         tile=tile,
         tile_overlap=tile_overlap,

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from vsr.backends import BackendOptions, create_backend
+from vsr.backends import create_backend
 from vsr.errors import ConfigError
 from vsr.media import FileSink, FileSource, Frame
 from vsr.pipeline.bench_gpu import GpuReport, GpuSampler
@@ -174,11 +174,7 @@ def run_bench(
         with FileSource(clip) as source:
             info = source.info
         plan = make_plan(info, options)
-        backend = create_backend(
-            plan.backend,
-            plan.model,
-            BackendOptions(device=plan.device, precision=plan.precision, channels_last=True),
-        )
+        backend = create_backend(plan.backend, plan.model, plan.backend_options())
         stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
         steps, restored = _restore(stage, decoded[:stage_frames], plan.batch)
         del decoded, stage, backend  # free the frames and the model before the real run loads its own

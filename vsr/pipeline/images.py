@@ -156,6 +156,21 @@ def _ignored_options(options: UpscaleOptions) -> list[str]:
     ]
 
 
+def _image_backend(requested: str) -> str:
+    """Images come in every size, so they run where any size runs: torch or onnxruntime (dynamic
+    axes). TensorRT engines hold fixed shape ranges (built for a video's frame size)."""
+    if requested in ("auto", "torch"):
+        return "torch"
+    if requested == "onnxruntime":
+        return requested
+    if requested in ("tensorrt", "tensorrt-rtx"):
+        raise ConfigError(
+            f"--backend {requested} is for videos (its engines are built for one frame size); "
+            "images run with --backend torch or onnxruntime"
+        )
+    raise ConfigError(f"unknown backend {requested!r}; images run with auto, torch or onnxruntime")
+
+
 class ImageJob:
     """One run of `vsr upscale` for an image or a folder. Construct (checks, loads), then `run()`."""
 
@@ -187,9 +202,7 @@ class ImageJob:
         if d.in_channels != 3 or d.out_channels != 3 or d.temporal_window != 1:
             raise ModelError(f"model {d.name} is not a single-frame RGB model; images need one")
         self.model = model
-        self.backend_name = "torch" if options.backend == "auto" else options.backend
-        if self.backend_name != "torch":
-            raise ConfigError(f"unknown backend {options.backend!r}: this build has auto and torch")
+        self.backend_name = _image_backend(options.backend)
         self.precision = resolve_precision(options.precision, self.device, d)
         # the same default as the video plan's: the receptive radius, capped at 32 pixels
         self.tile_overlap = (

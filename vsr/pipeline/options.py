@@ -21,6 +21,7 @@ class UpscaleOptions:
     device: str = "auto"
     precision: str = "auto"
     backend: str = "auto"
+    cuda_graph: bool = False  # torch on CUDA: replay a captured CUDA graph per input shape
     batch: int = 1
     tile: int = 0  # input pixels per tile side; 0: whole frames
     tile_overlap: int | None = None  # None: the model's receptive radius

@@ -70,11 +70,16 @@ class RunPlan:
     denoiser: LoadedModel | None = None  # the --denoise pre-pass's model
     engine: Path | None = None  # the engine the tensorrt(-rtx) backend runs
     backend_reason: str = ""  # why this backend: "auto: ... -> torch on cpu"
+    cuda_graph: bool = False  # torch on CUDA: CUDA graph replay per input shape
 
     def backend_options(self) -> BackendOptions:
         """What `create_backend` needs to make the backend this plan chose."""
         return BackendOptions(
-            device=self.device, precision=self.precision, channels_last=True, engine=self.engine
+            device=self.device,
+            precision=self.precision,
+            channels_last=True,
+            engine=self.engine,
+            cuda_graph=self.cuda_graph,
         )
 
     def describe(self) -> list[str]:
@@ -83,6 +88,7 @@ class RunPlan:
         lines = [
             f"model:     {d.summary()}",
             f"backend:   {self.backend} on {self.device} ({self.precision}), batch {self.batch}"
+            + (", CUDA graphs" if self.cuda_graph else "")
             + (f", tiles of {r.tile}px with {r.tile_overlap}px overlap" if r.tile else ""),
             *([f"           {self.backend_reason}"] if self.backend_reason else []),
             f"resize:    {iw}x{ih} -> model x{d.scale} -> {ow}x{oh}",
@@ -297,7 +303,18 @@ def make_plan(
         output=output,
         notes=tuple(notes),
         denoiser=_load_denoiser(options),
+        cuda_graph=_check_cuda_graph(options, choice.backend, device),
     )
+
+
+def _check_cuda_graph(options: UpscaleOptions, backend: str, device: torch.device) -> bool:
+    if not options.cuda_graph:
+        return False
+    if backend != "torch" or device.type != "cuda":
+        raise ConfigError(
+            f"--cuda-graph needs the torch backend on a CUDA device; this run is {backend} on {device}"
+        )
+    return True
 
 
 def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsr.backends import BackendOptions, create_backend
+from vsr.backends import create_backend
 from vsr.errors import Cancelled, ConfigError, VsrError
 from vsr.media import Frame, incompatible_streams
 from vsr.media.hls import HlsSink
@@ -299,11 +299,7 @@ class Pipeline:
     def run(self) -> RunSummary:
         plan = self.plan
         try:
-            backend = create_backend(
-                plan.backend,
-                plan.model,
-                BackendOptions(device=plan.device, precision=plan.precision, channels_last=True),
-            )
+            backend = create_backend(plan.backend, plan.model, plan.backend_options())
             stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
         except BaseException:
             self.source.close()
