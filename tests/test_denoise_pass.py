@@ -111,11 +111,14 @@ def test_pipeline_keeps_frames_and_pts_and_reports_the_estimate(tmp_path: Path) 
     assert any(n.startswith("denoise auto: noise sigma ") for n in summary.notes), summary.notes
 
 
-def test_options_and_cli_errors_are_one_line(tmp_path: Path) -> None:
+def test_options_and_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vsr.models.builtin
+
+    monkeypatch.setattr(vsr.models.builtin, "builtin_denoiser", lambda: None)  # an install without one
     assert vsr.UpscaleOptions(denoise="7.5", denoiser="d.safetensors").denoise_level == 7.5
     assert vsr.UpscaleOptions(denoise="AUTO", denoiser="d.safetensors").denoise_level == "auto"
     assert vsr.UpscaleOptions().denoise_level is None
-    with pytest.raises(ConfigError, match="none ships with vsr yet; pass --denoiser CHECKPOINT"):
+    with pytest.raises(ConfigError, match="this install ships none; pass --denoiser CHECKPOINT"):
         vsr.UpscaleOptions(denoise="auto")
     sr = tmp_path / "sr.safetensors"
     save_file(SRVGGNetCompact(num_feat=4, num_conv=1, scale=2).state_dict(), sr)
@@ -125,7 +128,7 @@ def test_options_and_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     denoiser = str(_checkpoint(tmp_path))
     for args, code, message in [
-        (["--denoise", "auto"], 2, "none ships with vsr yet"),
+        (["--denoise", "auto"], 2, "this install ships none"),
         (["--denoise", "banana", "--denoiser", denoiser], 2, "--denoise must be off, auto or a noise sigma"),
         (["--denoise", "300", "--denoiser", denoiser], 2, "--denoise sigma must be in (0, 255]"),
         (["--denoiser", denoiser], 2, "--denoiser is given but --denoise is off"),

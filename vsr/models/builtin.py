@@ -31,9 +31,11 @@ from vsr.models.descriptor import LoadedModel
 from vsr.models.registry import ARCHITECTURES
 
 __all__ = [
+    "DENOISER_NAME",
     "INDEX_NAME",
     "WEIGHTS_DIR",
     "BuiltinWeights",
+    "builtin_denoiser",
     "builtin_weights",
     "default_builtin",
     "file_sha256",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DENOISER_NAME = "denoise"  # the built-in denoiser of the --denoise pre-pass
 INDEX_NAME = "index.json"
 # Preference of ``--model auto`` by device type: the GPU model first on CUDA, the cheap one on CPUs.
 _FAMILIES = {"cuda": ("compact", "fast"), "cpu": ("fast", "compact")}
@@ -148,6 +151,11 @@ def load_builtin(name: str, folder: Path = WEIGHTS_DIR) -> LoadedModel:
     if arch is None:
         raise ModelError(f"built-in model {name} is not an architecture this vsr can load; reinstall vsr")
     return arch.build(state_dict, name=name, sha256=actual)
+
+
+def builtin_denoiser(folder: Path = WEIGHTS_DIR) -> str | None:
+    """The name of the shipped denoiser (what ``--denoise`` runs unless ``--denoiser`` is given)."""
+    return DENOISER_NAME if DENOISER_NAME in read_index(folder) else None
 
 
 def default_builtin(scale: int, device_type: str, folder: Path = WEIGHTS_DIR) -> BuiltinWeights | None:

@@ -16,18 +16,30 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vsr.errors import ModelError
+from vsr.errors import ConfigError, ModelError
 from vsr.models.descriptor import LoadedModel, Precision
 from vsr.ops.noise import estimate_noise_sigma
 from vsr.ops.tiling import pad_to_multiple
 
-__all__ = ["AUTO_MIN_SIGMA", "DenoisePass", "check_denoiser"]
+__all__ = ["AUTO_MIN_SIGMA", "DenoisePass", "check_denoiser", "denoiser_to_load"]
 
 # With ``auto``, an estimate below this (0..255 scale) is taken as clean video and the denoiser is
 # not run: the estimator reads texture as 1.5-5 levels of noise on clean photographs (Kodak24),
 # and a denoiser told so would only soften detail the SR model should keep.
 AUTO_MIN_SIGMA = 3.0
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def denoiser_to_load(given: str | None) -> str:
+    """``--denoiser`` when given, else the built-in denoiser; a `ConfigError` when neither exists."""
+    from vsr.models.builtin import builtin_denoiser
+
+    name = given if given is not None else builtin_denoiser()
+    if name is None:
+        raise ConfigError(
+            "--denoise needs a denoiser and this install ships none; pass --denoiser CHECKPOINT (an FFDNet-style model)"
+        )
+    return name
 
 
 def check_denoiser(model: LoadedModel) -> None:

@@ -29,7 +29,7 @@ class UpscaleOptions:
     temporal_strength: float = 0.5  # the previous output's weight where its warp is fully trusted
     reuse_still: bool = False  # reuse the previous output for a frame equal to it (within noise)
     denoise: str | float = "off"  # "off", "auto", or the noise sigma on the 0..255 scale
-    denoiser: str | None = None  # denoiser checkpoint for --denoise (none ships yet)
+    denoiser: str | None = None  # denoiser for --denoise; None: the built-in one
     codec: str = "libx264"
     crf: int | None = None
     preset: str | None = None
@@ -96,10 +96,10 @@ def _check_restore_steps(o: UpscaleOptions) -> None:
     if not 0.0 <= o.temporal_strength <= 1.0:
         raise ConfigError(f"--temporal-strength must be in [0, 1], got {o.temporal_strength}")
     level = _denoise_level(o.denoise)
-    if level is not None and o.denoiser is None:
-        raise ConfigError(
-            "--denoise needs a denoiser, and none ships with vsr yet; pass --denoiser CHECKPOINT (an FFDNet-style model)"
-        )
+    if level is not None:
+        from vsr.pipeline.denoise_pass import denoiser_to_load
+
+        denoiser_to_load(o.denoiser)  # one is given or ships, or a one-line error now
     if level is None and o.denoiser is not None:
         raise ConfigError("--denoiser is given but --denoise is off; add --denoise auto or --denoise SIGMA")
 

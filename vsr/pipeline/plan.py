@@ -40,7 +40,7 @@ from vsr.media.containers import check_output_path
 from vsr.models import LoadedModel, load_model
 from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import ModelDescriptor, Precision
-from vsr.pipeline.denoise_pass import check_denoiser
+from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
 
@@ -318,9 +318,9 @@ def _check_cuda_graph(options: UpscaleOptions, backend: str, device: torch.devic
 
 
 def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:
-    if options.denoiser is None or options.denoise_level is None:
+    if options.denoise_level is None:
         return None
-    model = load_model(options.denoiser)
+    model = load_model(denoiser_to_load(options.denoiser))
     check_denoiser(model)
     return model
 

@@ -103,7 +103,7 @@ def _denoise_pass(
     if config.denoise is None:
         return None
     if denoiser is None:
-        raise ConfigError("--denoise needs a denoiser: none ships with vsr yet; pass --denoiser CHECKPOINT")
+        raise ConfigError("--denoise needs a denoiser model; the plan loads one (vsr.pipeline.plan)")
     sigma = None if config.denoise == "auto" else float(config.denoise)
     return DenoisePass(denoiser, device=backend.device, precision=backend.precision, sigma=sigma)
 

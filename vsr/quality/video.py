@@ -32,7 +32,7 @@ from vsr.media.color import ColorMatrix, ColorRange
 from vsr.models import LoadedModel, load_model
 from vsr.models.classic import CLASSIC_KERNELS
 from vsr.ops.color import planes_to_rgb
-from vsr.pipeline.denoise_pass import check_denoiser
+from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig, RestoreStage, sample_format
 from vsr.quality.clip_degrade import ClipDegradation
@@ -252,9 +252,7 @@ def evaluate_clip(
     resolved = resolve_precision(precision, torch_device, d)
     denoise_model = None
     if any(c.denoise is not None for c in configs):
-        if denoiser is None:
-            raise ConfigError("--denoise needs a denoiser; pass --denoiser CHECKPOINT")
-        denoise_model = load_model(denoiser)
+        denoise_model = load_model(denoiser_to_load(denoiser))
         check_denoiser(denoise_model)
     scorer: _Scorer | None = None
     with FileSource(p, deinterlace="off") as source:  # the frames as stored are the ground truth
