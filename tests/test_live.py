@@ -141,6 +141,8 @@ def test_a_stream_is_upscaled_with_every_frame_and_increasing_timestamps(
     live = summary.live
     assert live is not None and live.connections == 1 and live.frames_dropped == 0
     assert "reconnecting is off" in live.ended_by
+    # still-frame reuse is on by default for a live input: the clip's frames all differ, none reused
+    assert f"still-frame reuse: 0 of {CLIP_FRAMES} frames took the previous output (0.0%)" in summary.notes
 
 
 @needs_server

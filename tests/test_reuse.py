@@ -120,3 +120,7 @@ def test_cli_flag_and_json_report(tmp_path: Path) -> None:
     assert "still-frame reuse: 5 of 6 frames took the previous output (83.3%)" in result.stderr
     result = runner.invoke(app, [*args, "--no-reuse-still", "--json", str(summary), "-y"])
     assert result.exit_code == 0 and json.loads(summary.read_text())["frames_reused"] == 0
+    # a file runs every frame unless asked (live inputs reuse by default: tests/test_live.py)
+    result = runner.invoke(app, [*args, "--json", str(summary), "-y"])
+    assert result.exit_code == 0 and json.loads(summary.read_text())["frames_reused"] == 0
+    assert "still-frame reuse" not in result.stderr

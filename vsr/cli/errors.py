@@ -12,7 +12,7 @@ import typer
 
 from vsr.errors import VsrError
 
-__all__ = ["reports_errors", "set_debug"]
+__all__ = ["reports_errors", "say_error", "set_debug"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,7 +27,8 @@ def set_debug(enabled: bool) -> None:
     )
 
 
-def _say(message: str) -> None:
+def say_error(message: str) -> None:
+    """One red ``vsr: error:`` line on stderr (for a command that reports several before its exit)."""
     typer.secho(f"vsr: error: {message}", err=True, fg=typer.colors.RED)
 
 
@@ -43,18 +44,18 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except VsrError as exc:
             if _debug:
                 raise
-            _say(str(exc))
+            say_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if _debug:
                 raise
-            _say("interrupted")
+            say_error("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:
             if _debug:
                 raise
             text = str(exc).splitlines()[0] if str(exc) else ""
-            _say(f"internal error ({type(exc).__name__}: {text}); run again with --debug and report it")
+            say_error(f"internal error ({type(exc).__name__}: {text}); run again with --debug and report it")
             raise typer.Exit(1) from None
 
     return wrapper

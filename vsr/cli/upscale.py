@@ -134,7 +134,7 @@ def upscale(
         bool | None,
         Opt(
             "--reuse-still/--no-reuse-still",
-            help="Reuse the previous output for unchanged frames. [default: off]",
+            help="Reuse the previous output for unchanged frames. [default: on for live inputs, off for files]",
         ),
     ] = None,
     denoise: Annotated[

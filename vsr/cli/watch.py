@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from vsr.cli.errors import reports_errors
+from vsr.cli.errors import reports_errors, say_error
 from vsr.cli.upscale import stop_on_signals, write_json
-from vsr.errors import VsrError
 from vsr.pipeline.watch import WatchRun
 from vsr.pipeline.watch_config import load_watch_config
 from vsr.pipeline.watch_report import FeedReport, WatchSummary
@@ -17,13 +16,20 @@ __all__ = ["format_watch_summary", "watch_command"]
 
 Opt = typer.Option
 
+EXIT_FEED_FAILED = 1  # a feed failed (input unreadable, output unwritable), or the shared model did
+EXIT_CAMERA_MISSING = 3  # no feed failed, but a camera gave up or never came up
+EXIT_INTERRUPTED = 130  # Ctrl-C/SIGTERM, every camera recorded until then
+
 
 def _feed_lines(f: FeedReport) -> list[str]:
-    (iw, ih), (ow, oh) = f.input_size, f.output_size
-    lines = [
-        f"camera {f.name}: {f.frames_out} of {f.frames_in} frames written ({iw}x{ih} -> {ow}x{oh}) "
-        f"to {f.output if f.output is not None else 'nothing'}; ended: {f.ended_by}"
-    ]
+    if f.input_size is None or f.output_size is None:
+        lines = [f"camera {f.name}: nothing written; ended: {f.ended_by}"]  # it never came up
+    else:
+        (iw, ih), (ow, oh) = f.input_size, f.output_size
+        lines = [
+            f"camera {f.name}: {f.frames_out} of {f.frames_in} frames written ({iw}x{ih} -> {ow}x{oh}) "
+            f"to {f.output if f.output is not None else 'nothing'}; ended: {f.ended_by}"
+        ]
     if f.segments:
         lines.append(f"  {len(f.segments)} segments: {f.segments[0]} ... {f.segments[-1]}")
     if f.live:
@@ -67,10 +73,16 @@ def watch_command(
 ) -> None:
     """Run every camera of CONFIG through one model on one device, batching frames across cameras.
 
-    Each camera reconnects on its own policy and writes its own output; one that gives up, or fails,
-    ends its output and the others go on. The run ends when every feed has ended, or on
-    Ctrl-C/SIGTERM: every output is then finished normally (exit code 130); a second Ctrl-C stops
-    at once, keeping the partial files. A feed that failed makes the exit code 1.
+    Each camera connects and reconnects on its own policy and writes its own output; one that is
+    down at the start is retried while the others record, and joins when it comes up. One that
+    gives up, or fails, ends its own output and the others go on. The run ends when every feed
+    has ended, or on Ctrl-C/SIGTERM: every output is then finished normally; a second Ctrl-C
+    stops at once, keeping the partial files.
+
+    Exit codes: 0 every feed ran to its end; 1 a feed failed (one error line per failed feed);
+    2 a config error (nothing started); 3 no feed failed, but a camera gave up (at the start:
+    nothing written; or mid-run) or never came up (one error line per such camera); 130
+    stopped by Ctrl-C/SIGTERM with every camera recording.
     """
     run = WatchRun(load_watch_config(config, overwrite=overwrite))
     if not quiet:
@@ -82,9 +94,14 @@ def watch_command(
         write_json(json_path, summary.to_dict())
     if not quiet:
         typer.echo(format_watch_summary(summary), err=True)
-    failed = summary.failed
+    failed, missing = summary.failed, summary.missing
+    for feed in failed:
+        say_error(f"camera {feed.name!r}: {feed.error}")
+    for feed in missing:
+        say_error(f"camera {feed.name!r}: {feed.ended_by}")
     if failed:
-        reasons = "; ".join(f"camera {f.name!r}: {f.error}" for f in failed)
-        raise VsrError(f"{len(failed)} of {len(summary.feeds)} feeds failed: {reasons}")
+        raise typer.Exit(EXIT_FEED_FAILED)
+    if missing:
+        raise typer.Exit(EXIT_CAMERA_MISSING)
     if summary.interrupted:
-        raise typer.Exit(130)  # every output is complete, but the run was stopped, not finished
+        raise typer.Exit(EXIT_INTERRUPTED)  # every output is complete, but the run was stopped

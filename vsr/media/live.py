@@ -39,7 +39,7 @@ from typing import Self
 import av
 import av.stream
 
-from vsr.errors import ConfigError, InputError
+from vsr.errors import Cancelled, ConfigError, InputError
 from vsr.media.formats import format_traits, nearest_format
 from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
 from vsr.media.info import VideoInfo, color_of
@@ -90,18 +90,21 @@ class LiveEvent:
 
 
 class EventLog:
-    """What happened to a live run, for the log and the summary. Safe to use from any thread."""
+    """What happened to a live run, for the log and the summary. Safe to use from any thread.
 
-    def __init__(self) -> None:
+    ``label`` starts its log lines (``camera 'door': ``) where a run has several inputs."""
+
+    def __init__(self, label: str = "") -> None:
         self._events: deque[LiveEvent] = deque(maxlen=_MAX_EVENTS)
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._prefix = f"{label}: " if label else ""
 
     def add(self, kind: str, detail: str, *, level: int = logging.WARNING) -> None:
         with self._lock:
             self._events.append(LiveEvent(kind, time.time(), detail))
             self.counts[kind] += 1
-        log.log(level, "%s: %s", kind, detail)
+        log.log(level, "%s%s: %s", self._prefix, kind, detail)
 
     def events(self) -> list[LiveEvent]:
         with self._lock:
@@ -118,7 +121,10 @@ class LiveSource:
         connect: LiveConnectOptions | None = None,
         reconnect: ReconnectPolicy | None = None,
         events: EventLog | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """Connects now (with ``reconnect``'s tries): `InputError` when they run out, `Cancelled`
+        when ``stop`` (the event `stop` sets; another thread may set it) is set first."""
         kind = live_kind(url)
         if kind is None:
             raise ConfigError(f"not a live input: {url} (rtsp://, rtmp://, http(s):// or /dev/videoN)")
@@ -127,7 +133,7 @@ class LiveSource:
         self.reconnect = reconnect or ReconnectPolicy()
         self.events = events or EventLog()
         self.end_reason: str | None = None  # why items() ended, when it ended on its own
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._runtime_notes: list[str] = []
         self._frames_out = 0
         self._started = False
@@ -142,6 +148,8 @@ class LiveSource:
         self.connections = 0
         first = self._connect_with_retries(initial=True)
         if first is None:
+            if self._stop.is_set():
+                raise Cancelled(f"stopped before {redact(url)} connected")
             raise InputError(self._gave_up_message())
         self._conn: LiveConnection | None = first
         try:

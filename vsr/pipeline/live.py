@@ -142,8 +142,17 @@ class LiveControl:
         )
 
 
-def open_source(input: str, options: UpscaleOptions) -> FileSource | LiveSource:
-    """A `LiveSource` for network and camera inputs (it connects now), a `FileSource` otherwise."""
+def open_source(
+    input: str,
+    options: UpscaleOptions,
+    *,
+    events: EventLog | None = None,
+    stop: threading.Event | None = None,
+) -> FileSource | LiveSource:
+    """A `LiveSource` for network and camera inputs (it connects now), a `FileSource` otherwise.
+
+    ``events`` and ``stop`` go to the `LiveSource`: its log (connect attempts included), and an
+    event that ends its connecting early (`Cancelled`)."""
     if live_kind(input) is None:
         return FileSource(input, deinterlace=options.deinterlace)
     return LiveSource(
@@ -159,6 +168,8 @@ def open_source(input: str, options: UpscaleOptions) -> FileSource | LiveSource:
             interval_s=options.reconnect_interval,
             max_interval_s=_MAX_RECONNECT_INTERVAL_S,
         ),
+        events=events,
+        stop=stop,
     )
 
 

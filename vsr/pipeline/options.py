@@ -27,7 +27,8 @@ class UpscaleOptions:
     tile_overlap: int | None = None  # None: the model's receptive radius
     temporal: Literal["off", "on"] = "off"  # blend with the previous output warped by LR motion
     temporal_strength: float = 0.5  # the previous output's weight where its warp is fully trusted
-    reuse_still: bool = False  # reuse the previous output for a frame equal to it (within noise)
+    # reuse the previous output for a frame equal to it (within noise); None: on for live inputs
+    reuse_still: bool | None = None
     denoise: str | float = "off"  # "off", "auto", or the noise sigma on the 0..255 scale
     denoiser: str | None = None  # denoiser for --denoise; None: the built-in one
     codec: str = "libx264"

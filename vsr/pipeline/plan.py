@@ -282,7 +282,7 @@ def make_plan(
         tile_overlap=overlap,
         temporal=options.temporal == "on",
         temporal_strength=float(options.temporal_strength),
-        reuse_still=options.reuse_still,
+        reuse_still=bool(options.reuse_still),  # None (the default) is resolved by the runner
         denoise=options.denoise_level,
     )
     shapes = model_input_shapes(

@@ -11,6 +11,7 @@ failure once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -104,6 +105,8 @@ class Pipeline:
             check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
         self.source = open_source(self.input, self.options)
         is_live = isinstance(self.source, LiveSource)
+        if self.options.reuse_still is None:  # by default a camera's unchanged frames skip the model
+            self.options = dataclasses.replace(self.options, reuse_still=is_live)
         self.events = self.source.events if isinstance(self.source, LiveSource) else EventLog()
         live_mode = self.options.live if self.options.live is not None else is_live
         self.live = LiveControl(self.options.max_latency, self.events) if live_mode else None

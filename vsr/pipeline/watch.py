@@ -5,15 +5,17 @@
     ...                             /    up to `batch` frames    \\
 
 Each feed is a `LiveSource` or `FileSource` (`open_source`, as for `vsr upscale`) with its own
-reconnect policy. A live feed's queue drops its oldest frame when full and Restore drops its
+reconnect policy, opened on its own Source thread: a camera that is down when the run starts is
+retried on that policy while the others record, and joins (planned from its first frame, the
+model shared) when it comes up; one whose attempts run out ends with nothing written. A live feed's queue drops its oldest frame when full and Restore drops its
 frames that are too late (`LiveControl`); a file's queue blocks, so every frame is kept. The one
 Restore thread takes frames from the queues in turn, up to ``batch``; frames of the same input
 size go through the model in one call, whichever feed they come from (each feed's own colour
 conversion before and after). Outputs keep each feed's own timestamps, as `vsr upscale` writes
 them.
 
-Feeds are independent: a camera whose reconnect attempts run out, a file that ends, an output
-that cannot be written ends that feed alone (its output finished, or kept under its partial
+Feeds are independent: a camera whose reconnect attempts run out (at the start or mid-run), a
+file that ends or cannot be opened, an output that cannot be written ends that feed alone (its output finished, or kept under its partial
 name after an error) while the others go on. Only a failure of the shared model stops every
 feed. The first `cancel` (Ctrl-C, SIGTERM) ends every input and finishes every output; a second
 stops at once, keeping partial files.
@@ -30,17 +32,17 @@ from typing import Any
 
 import torch
 
-from vsr.backends import create_backend, resolve_device
+from vsr.backends import Backend, BackendOptions, create_backend, resolve_device, resolve_precision
 from vsr.errors import Cancelled, InputError, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
-from vsr.pipeline.plan import resolve_model
+from vsr.pipeline.plan import check_paths, resolve_model
 from vsr.pipeline.restore import RestoreStage
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.stats import StageClock
 from vsr.pipeline.watch_config import WatchConfig
-from vsr.pipeline.watch_feed import Feed, open_feed
+from vsr.pipeline.watch_feed import Feed
 from vsr.pipeline.watch_report import WatchSummary
 
 __all__ = ["WatchRun"]
@@ -52,22 +54,26 @@ _POLL_S = 0.1  # how often a blocked stage looks at the stop events
 
 
 class WatchRun:
-    """One run of `vsr watch`: construct (opens every feed and plans), then `run()` once."""
+    """One run of `vsr watch`: construct (checks the outputs, loads the model), then `run()` once.
+
+    Nothing is opened before `run`: each feed's input is opened (connected) on its own thread.
+    """
 
     def __init__(self, config: WatchConfig) -> None:
         self.config = config
         options = config.options
-        device = resolve_device(options.device)
-        self.model, self.notes = resolve_model(options.model, options.scale, device.type)
+        for camera in config.cameras:  # a usage error stops the run before anything starts
+            try:
+                check_paths(camera.url, camera.output, overwrite=options.overwrite)
+            except VsrError as error:
+                raise type(error)(f"camera {camera.name!r}: {error}") from None
+        self.device = resolve_device(options.device)
+        self.model, self.notes = resolve_model(options.model, options.scale, self.device.type)
+        # what every feed's plan chooses too (the torch backend takes the precision as asked)
+        self.precision = resolve_precision(options.precision, self.device, self.model.descriptor)
+        self.backend_name = options.backend
         self.batch = options.batch
-        self.feeds: list[Feed] = []
-        try:
-            for camera in config.cameras:
-                self.feeds.append(open_feed(camera, self.model))
-        except BaseException:
-            for feed in self.feeds:
-                feed.source.close()
-            raise
+        self.feeds = [Feed(camera) for camera in config.cameras]
         self._stop = threading.Event()
         self._arrived = threading.Event()  # a Source queued something (or a feed ended)
         self._error: BaseException | None = None
@@ -76,21 +82,21 @@ class WatchRun:
         self.model_calls = 0
         self.cross_feed_calls = 0  # model calls with frames of more than one feed
         self._turn = 0
-        self._stages: dict[Feed, RestoreStage] = {}  # made by `run`, with the backend
+        self._backend: Backend | None = None  # made by `run`
+        self._stages: dict[Feed, RestoreStage] = {}  # (Restore thread) made at a feed's first frame
 
     def describe(self) -> list[str]:
-        plan = self.feeds[0].plan
         lines = [
-            f"model:     {plan.model.descriptor.summary()}",
-            f"backend:   {plan.backend} on {plan.device} ({plan.precision}), "
+            f"model:     {self.model.descriptor.summary()}",
+            f"backend:   {self.backend_name} on {self.device} ({self.precision}), "
             f"batch {self.batch} across {len(self.feeds)} feeds",
         ]
         for feed in self.feeds:
-            (iw, ih), (ow, oh) = feed.plan.restore.input_size, feed.plan.restore.output_size
             segment = feed.camera.options.segment
             lines.append(
-                f"camera {feed.name}: {redact(feed.camera.url)} {iw}x{ih} -> {ow}x{oh} -> {feed.camera.output}"
+                f"camera {feed.name}: {redact(feed.camera.url)} -> {feed.camera.output}"
                 + (f" (segments of {segment:g} s)" if segment is not None else "")
+                + " (size from its first frame)"
             )
         lines += [f"note:      {n}" for n in self.notes]
         return lines
@@ -145,6 +151,11 @@ class WatchRun:
     # -- stages ----------------------------------------------------------------------------
 
     def _source_loop(self, feed: Feed) -> None:
+        if not feed.open(self.model):  # gave up or stopped before it came up: nothing to record
+            self._put(feed.frames, _END, feed)
+            self._arrived.set()
+            return
+        assert feed.source is not None
         items = feed.source.items()
         while self._alive(feed):
             if feed.input_stop.is_set():
@@ -216,6 +227,7 @@ class WatchRun:
         # frames of one input and output size share a model call; a feed has one size
         groups: dict[tuple[tuple[int, int], tuple[int, int]], dict[Feed, list[Frame]]] = {}
         for feed, frame in taken:
+            assert feed.plan is not None  # planned before its first frame was queued
             config = feed.plan.restore
             if (frame.width, frame.height) != config.input_size or frame.pix_fmt != config.input_pix_fmt:
                 feed.fail(
@@ -234,7 +246,7 @@ class WatchRun:
 
     def _restore_group(self, parts: dict[Feed, list[Frame]]) -> None:
         started = time.perf_counter()
-        work = [(feed, self._stages[feed], frames) for feed, frames in parts.items()]
+        work = [(feed, self._stage(feed), frames) for feed, frames in parts.items()]
         total = sum(len(frames) for frames in parts.values())
         with torch.inference_mode():
             with self.clocks["upload"].busy(total):
@@ -258,18 +270,36 @@ class WatchRun:
                 if not self._put(feed.restored, frame, feed):
                     break
 
-    def _sink_loop(self, feed: Feed) -> None:
-        if feed.plan.device.type == "cpu":
-            yield_cpu_to_the_model()
-        # created here so that the encoder's own threads inherit this thread's priority
+    def _stage(self, feed: Feed) -> RestoreStage:
+        stage = self._stages.get(feed)
+        if stage is None:
+            assert feed.plan is not None and self._backend is not None
+            stage = self._stages[feed] = RestoreStage(self._backend, self.model.descriptor, feed.plan.restore)
+        return stage
+
+    def _open_sink(self, feed: Feed) -> FileSink | SegmentSink | None:
+        """The feed's output, made at its first item: a camera that never comes up has none."""
+        if feed.plan is None or feed.source is None:
+            return None
         segment, spec = feed.camera.options.segment, feed.plan.output
-        sink = feed.sink = (
+        feed.sink = (
             FileSink(feed.camera.output, spec, feed.source.passthrough)
             if segment is None
             else SegmentSink(feed.camera.output, spec, segment)
         )
+        return feed.sink
+
+    def _sink_loop(self, feed: Feed) -> None:
+        if self.device.type == "cpu":
+            yield_cpu_to_the_model()
+        # the sink is made on this thread so that the encoder's own threads inherit its priority
+        sink: FileSink | SegmentSink | None = None
         try:
             while (item := self._get(feed.restored, feed)) is not None:
+                if sink is None:
+                    sink = self._open_sink(feed)
+                    if sink is None:  # it ended before it came up
+                        return
                 if isinstance(item, Frame):
                     sink.write_frame(item)
                     feed.frames_out += 1
@@ -281,22 +311,19 @@ class WatchRun:
                     feed.completed = True
                     return
         except BaseException:
-            feed.output = sink.abort()
+            if sink is not None:
+                feed.output = sink.abort()
             raise
-        feed.output = sink.abort()  # stopped, or the feed failed elsewhere
+        if sink is not None:
+            feed.output = sink.abort()  # stopped, or the feed failed elsewhere
 
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> WatchSummary:
-        plan = self.feeds[0].plan
-        try:
-            backend = create_backend(plan.backend, plan.model, plan.backend_options())
-            self._stages = {
-                feed: RestoreStage(backend, plan.model.descriptor, feed.plan.restore) for feed in self.feeds
-            }
-        except BaseException:
-            self._close_sources()
-            raise
+        # made before any feed is open: a model or device that cannot run stops the run at once
+        self._backend = create_backend(
+            self.backend_name, self.model, BackendOptions(device=self.device, precision=self.precision)
+        )
         started = time.perf_counter()
         threads = [threading.Thread(target=self._guarded_restore, name="vsr-restore", daemon=True)]
         for feed in self.feeds:
@@ -324,7 +351,8 @@ class WatchRun:
 
     def _close_sources(self) -> None:
         for feed in self.feeds:
-            feed.source.close()
+            if feed.source is not None:
+                feed.source.close()
 
     def _final_error(self) -> BaseException:
         kept = [f"{feed.name}: {feed.output}" for feed in self.feeds if feed.output is not None]
@@ -339,14 +367,13 @@ class WatchRun:
         return self._error
 
     def _summary(self, wall: float) -> WatchSummary:
-        plan = self.feeds[0].plan
         return WatchSummary(
             config=str(self.config.path),
             feeds=[feed.report() for feed in self.feeds],
-            model=plan.model.descriptor.summary(),
-            backend=plan.backend,
-            device=str(plan.device),
-            precision=plan.precision,
+            model=self.model.descriptor.summary(),
+            backend=self.backend_name,
+            device=str(self.device),
+            precision=self.precision,
             batch=self.batch,
             wall_s=round(wall, 3),
             model_calls=self.model_calls,

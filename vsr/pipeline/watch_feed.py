@@ -1,7 +1,10 @@
 """`Feed`: one camera of a `vsr watch` run: its source, plan, queues, sink, counters and report.
 
-`open_feed` opens the input and plans it as `vsr upscale` would, with the run's shared model;
-errors name the camera. `Feed.fail` ends this feed alone (`vsr.pipeline.watch`).
+A `Feed` exists from the start of the run; `Feed.open` (on the feed's own Source thread) opens
+its input and plans it as `vsr upscale` would, with the run's shared model. A live input is
+connected with its own reconnect policy: a camera that is down at the start is retried while
+the others record, and is planned from its first frame when it comes up (``plan`` is None until
+then). `Feed.fail` ends this feed alone (`vsr.pipeline.watch`).
 """
 
 from __future__ import annotations
@@ -12,42 +15,39 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vsr.errors import ConfigError, VsrError
+from vsr.errors import Cancelled, ConfigError, InputError, VsrError
 from vsr.media import FileSink, FileSource, incompatible_streams
 from vsr.media.live import EventLog, LiveSource
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, open_source
-from vsr.pipeline.plan import RunPlan, check_paths, make_plan
+from vsr.pipeline.plan import RunPlan, make_plan
 from vsr.pipeline.watch_config import CameraConfig
 from vsr.pipeline.watch_report import FeedReport
 
-__all__ = ["Feed", "open_feed"]
+__all__ = ["Feed"]
 
 log = logging.getLogger(__name__)
-
-
-def _about(camera: str, error: VsrError) -> VsrError:
-    """The same error, its message prefixed with the camera it is about."""
-    named = type(error)(f"camera {camera!r}: {error}")
-    named.__cause__ = error.__cause__ or error
-    return named
 
 
 class Feed:
     """One camera's source, queues, sink and counters; `fail` ends it alone."""
 
-    def __init__(self, camera: CameraConfig, source: FileSource | LiveSource, plan: RunPlan) -> None:
-        self.camera, self.source, self.plan = camera, source, plan
-        self.is_live = isinstance(source, LiveSource)
-        self.events = source.events if isinstance(source, LiveSource) else EventLog()
+    def __init__(self, camera: CameraConfig) -> None:
+        self.camera = camera
+        # set by `open` on the Source thread, before its first frame is queued: whoever takes a
+        # frame of this feed from a queue sees them
+        self.source: FileSource | LiveSource | None = None
+        self.plan: RunPlan | None = None
+        self.is_live = camera.is_live
+        self.events = EventLog(f"camera {camera.name!r}")  # the LiveSource's too: attempts included
         options = camera.options
         # the latency of every feed is measured; only a live feed's frames are ever dropped
         self.control = LiveControl(options.max_latency, self.events)
-        depth = max(options.queue_size, 2 * plan.batch)
+        depth = max(options.queue_size, 2 * options.batch)
         self.frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self.restored: queue.Queue[Any] = queue.Queue(maxsize=plan.batch if self.is_live else depth)
+        self.restored: queue.Queue[Any] = queue.Queue(maxsize=options.batch if self.is_live else depth)
         self.packets: queue.SimpleQueue[Any] = queue.SimpleQueue()  # a file's audio/subtitles
         self.input_stop = threading.Event()  # end the input now; what is queued is still written
         self.dead = threading.Event()  # failed: its threads stop, its output is kept as partial
@@ -58,15 +58,54 @@ class Feed:
         self.output: Path | None = None
         self.completed = False
         self.interrupted = False  # its input was ended by `cancel`, not by itself
+        self.gave_up_at_start = ""  # why it never came up, when its attempts ran out before
 
     @property
     def name(self) -> str:
         return self.camera.name
 
     def stop_input(self) -> None:
-        self.input_stop.set()
-        if isinstance(self.source, LiveSource):
-            self.source.stop()
+        self.input_stop.set()  # the LiveSource's stop event too: ends its connecting or reading
+
+    def open(self, model: LoadedModel) -> bool:
+        """Open the input (a live one connects, retrying on its policy) and plan it with ``model``.
+
+        False when there is nothing to run: the attempts ran out (``gave_up_at_start`` says why;
+        an event and a log line too) or the input was stopped first. Raises when the input cannot
+        be opened or planned for another reason (the feed then fails)."""
+        options = self.camera.options
+        try:
+            source = open_source(self.camera.url, options, events=self.events, stop=self.input_stop)
+        except Cancelled:
+            self.interrupted = True
+            return False
+        except InputError as error:
+            if not self.is_live or self.events.counts["connected"]:
+                raise  # not unreachable: the input itself is wrong
+            self.gave_up_at_start = str(error)
+            self.events.add("gave_up", f"{error}; nothing was recorded", level=logging.ERROR)
+            return False
+        try:
+            self.plan = _plan(self.camera, source, model)
+        except BaseException:
+            source.close()
+            raise
+        self.source = source
+        (iw, ih), (ow, oh) = self.plan.restore.input_size, self.plan.restore.output_size
+        failed = self.events.counts["connect_failed"]
+        # a camera that joins late is news to whoever saw its failed attempts in the log
+        log.log(
+            logging.WARNING if failed else logging.INFO,
+            "camera %r: %s%dx%d -> %dx%d -> %s",
+            self.name,
+            f"connected after {failed} failed attempts, recording " if failed else "",
+            iw,
+            ih,
+            ow,
+            oh,
+            self.camera.output,
+        )
+        return True
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -80,6 +119,7 @@ class Feed:
         """What happened to this feed; once every thread of the run has ended."""
         self.control.finish()
         source, counts = self.source, self.events.counts
+        gave_up = counts["gave_up"] > 0
         if self.error is not None:
             error = (
                 str(self.error)
@@ -89,14 +129,23 @@ class Feed:
             ended_by = f"failed: {error}"
         else:
             error = None
-            if isinstance(source, LiveSource) and source.end_reason:
-                ended_by = source.end_reason  # it gave up (or reconnecting is off)
+            if self.gave_up_at_start:
+                ended_by = f"gave up: {self.gave_up_at_start}"
+            elif isinstance(source, LiveSource) and source.end_reason:
+                # it gave up, or the stream ended with reconnecting off
+                ended_by = f"gave up: {source.end_reason}" if gave_up else source.end_reason
+            elif source is None:
+                failed = counts["connect_failed"]
+                ended_by = f"interrupted before it came up ({failed} failed attempts)"
             elif self.interrupted or isinstance(source, LiveSource):
                 ended_by = "interrupted"  # a live source ends otherwise only when stopped
             else:
                 ended_by = "end of file"
-        connections = source.connections if isinstance(source, LiveSource) else 1
-        sink = self.sink
+        if isinstance(source, LiveSource):
+            connections = source.connections
+        else:
+            connections = 1 if source is not None else 0
+        sink, plan = self.sink, self.plan
         return FeedReport(
             name=self.name,
             input=redact(self.camera.url),
@@ -106,6 +155,7 @@ class Feed:
             live=self.is_live,
             ended_by=ended_by,
             error=error,
+            gave_up=gave_up,
             frames_in=self.frames_in,
             frames_out=self.frames_out,
             frames_dropped=self.control.dropped,
@@ -116,35 +166,30 @@ class Feed:
             reconnects=max(0, connections - 1),
             reconnect_failures=counts["reconnect_failed"] + counts["connect_failed"],
             latency=self.control.latency(),
-            input_size=self.plan.restore.input_size,
-            output_size=self.plan.restore.output_size,
+            input_size=plan.restore.input_size if plan is not None else None,
+            output_size=plan.restore.output_size if plan is not None else None,
             events=self.events.events(),
-            notes=list(self.plan.notes) + source.run_notes() + (list(sink.notes) if sink is not None else []),
+            notes=(list(plan.notes) if plan is not None else [])
+            + (source.run_notes() if source is not None else [])
+            + (list(sink.notes) if sink is not None else []),
         )
 
 
-def open_feed(camera: CameraConfig, model: LoadedModel) -> Feed:
-    """Open ``camera``'s input (a live one connects now) and plan its run with ``model``."""
+def _plan(camera: CameraConfig, source: FileSource | LiveSource, model: LoadedModel) -> RunPlan:
+    """``camera``'s plan from its first frame (``source.info``); a live input's audio that its
+    output cannot carry is dropped with a note, as `vsr upscale` does."""
     options = camera.options
-    try:
-        check_paths(camera.url, camera.output, overwrite=options.overwrite)
-        source = open_source(camera.url, options)
-    except VsrError as error:
-        raise _about(camera.name, error) from None
-    try:
-        plan = make_plan(source.info, options, model)
-        bad = incompatible_streams(camera.output.suffix, source.passthrough)
-        if bad:
-            raise ConfigError(f"{camera.output.suffix} cannot carry {'; '.join(bad)}")
-        if options.segment is not None and source.passthrough:
-            raise ConfigError(
-                "segment writes video only: this input has audio/subtitle streams to copy; "
-                "write one file instead"
-            )
-    except VsrError as error:
-        source.close()
-        raise _about(camera.name, error) from None
-    except BaseException:
-        source.close()
-        raise
-    return Feed(camera, source, plan)
+    plan = make_plan(source.info, options, model)
+    suffix = camera.output.suffix
+    if isinstance(source, LiveSource) and source.passthrough:
+        bad = incompatible_streams(suffix, source.passthrough)
+        if options.segment is not None or bad:
+            source.drop_audio("segmented files carry video only" if options.segment is not None else bad[0])
+    bad = incompatible_streams(suffix, source.passthrough)
+    if bad:
+        raise ConfigError(f"{suffix} cannot carry {'; '.join(bad)}")
+    if options.segment is not None and source.passthrough:
+        raise ConfigError(
+            "segment writes video only: this input has audio/subtitle streams to copy; write one file instead"
+        )
+    return plan
