@@ -29,7 +29,7 @@ class ModelDescriptor:
     a pixel channel of the video, so ``in_channels`` stays 3.
     """
 
-    architecture: str  # "compact", "rrdb", "ffdnet", "bicubic", "lanczos", ...
+    architecture: str  # "compact", "rrdb", "ffdnet", "bicubic", "lanczos", "spandrel-SwinIR", ...
     name: str  # what the user named: a built-in name or the checkpoint's file name
     scale: int
     task: Task = "sr"

@@ -19,6 +19,7 @@ from vsr.models.builtin import builtin_weights, file_sha256, load_builtin
 from vsr.models.classic import CLASSIC_KERNELS, classic_model
 from vsr.models.descriptor import LoadedModel
 from vsr.models.registry import ARCHITECTURES
+from vsr.models.spandrel_loader import load_with_spandrel
 
 __all__ = ["BUILTIN_MODELS", "MAX_CLASSIC_SCALE", "load_model", "load_state_dict"]
 
@@ -104,8 +105,9 @@ def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> Loa
 
     ``spec`` is a classic kernel (``bicubic``, ``lanczos``; ``scale`` required, 1 to 8), a shipped
     model's name (``fast-x2``, see `vsr.models.builtin`), or a path to a checkpoint whose
-    architecture and hyperparameters are detected from its tensors. For a trained model, ``scale``
-    if given must match the model's own scale.
+    architecture and hyperparameters are detected from its tensors: by vsr's own registry, else
+    by spandrel when it is installed (`vsr.models.spandrel_loader`). For a trained model,
+    ``scale`` if given must match the model's own scale.
     """
     if isinstance(spec, str) and spec in CLASSIC_KERNELS:
         if scale is None:
@@ -122,12 +124,17 @@ def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> Loa
     else:
         state_dict = load_state_dict(path)
         arch = ARCHITECTURES.detect(state_dict)
-        if arch is None:
-            raise ModelError(
+        if arch is not None:
+            loaded = arch.build(state_dict, name=path.name, sha256=file_sha256(path))
+        else:
+            # vsr's own architectures first, so spandrel never changes how they load
+            unrecognised = (
                 f"checkpoint {path.name} is not an architecture vsr recognises ({', '.join(ARCHITECTURES.ids())}): "
-                f"{_describe(state_dict)}; use a checkpoint of one of these architectures"
+                f"{_describe(state_dict)}"
             )
-        loaded = arch.build(state_dict, name=path.name, sha256=file_sha256(path))
+            loaded = load_with_spandrel(
+                state_dict, name=path.name, sha256=file_sha256(path), unrecognised=unrecognised
+            )
     if scale is not None and scale != loaded.descriptor.scale:
         raise ModelError(
             f"model {loaded.descriptor.name} is a x{loaded.descriptor.scale} model but scale {scale} was asked; "
