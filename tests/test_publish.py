@@ -7,7 +7,9 @@ They skip, saying why, where the server cannot run. The model is bicubic everywh
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -26,8 +28,9 @@ from vsr.media.hls import HlsSink
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.publish import RtspSink
 
-from clips import moving_planes
+from clips import moving_planes, write_clip
 from rtsp_server import RtspServer, rtsp_unavailable
+from stream_servers import silent_listener
 
 needs_server = pytest.mark.skipif(rtsp_unavailable() is not None, reason=str(rtsp_unavailable()))
 CLIP = "sample_1080x720_aac.mp4"  # 30 frames at 29.97 fps, with AAC
@@ -130,6 +133,39 @@ def test_keyframe_every_two_seconds_in_a_publish(
     assert keyframes == [0, 50, 100]  # x264's default would be one keyframe in 250 frames
 
 
+@needs_server
+def test_a_live_rtsp_feed_is_republished_x2_with_every_frame(tmp_path: Path) -> None:
+    # One server: the camera's mount plays the clip once at its 10 fps, the record mount takes
+    # vsr's publish and writes it untouched. 10 fps of 320x240 through bicubic leaves no reason
+    # to drop a frame, so what is recorded is every frame the camera sent.
+    feed = write_clip(tmp_path / "cam.mp4", width=320, height=240, frames=20, time_base=Fraction(1, 10),
+                      rate=Fraction(10), options={"g": "10"})  # fmt: skip
+    recording = tmp_path / "recorded.mkv"
+    server = RtspServer(feed, record=recording)
+    try:
+        run = tmp_path / "run.json"
+        code, lines = _upscale(
+            server.url, server.record_url, "-m", "bicubic", "-s", "2", "-q",
+            "--reconnect-attempts", "0", "--json", str(run),
+        )  # fmt: skip
+        assert code == 0, lines
+        _wait_for_recording(recording)
+    finally:
+        server.stop()
+    summary = json.loads(run.read_text())
+    assert summary["output"] == server.record_url
+    assert summary["live"]["live_mode"] is True  # an rtsp:// input is live without --live
+    assert summary["live"]["connections"] == 1 and summary["live"]["frames_dropped"] == 0
+    assert summary["frames_in"] == summary["frames_out"] == 20
+    with av.open(str(recording)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        assert video.time_base == Fraction(1, 1000)  # Matroska's
+    packets = _packets(recording)
+    assert len(packets) == _decoded_frames(recording) == summary["frames_out"]
+    assert [p.pts for p in packets] == [100 * i for i in range(20)]  # the camera's 10 fps, exactly
+
+
 def test_publish_to_nothing_listening_is_one_line_and_exit_1(clip: Path) -> None:
     url = f"rtsp://127.0.0.1:{_free_port()}/publish"
     code, lines = _upscale(str(clip), url, *SMALL)
@@ -149,6 +185,31 @@ def test_publish_to_a_wrong_mount_is_one_line_and_exit_1(
         f"vsr: error: the RTSP server refused the publish to {url}: Server returned 404 Not Found"
     ]
     assert not recording.exists()
+
+
+@pytest.mark.parametrize("server", ["listener", pytest.param("frozen", marks=needs_server)])
+def test_publish_to_a_server_that_never_answers_times_out_in_one_line(
+    clip: Path, tmp_path: Path, server: str
+) -> None:
+    # A frozen server (SIGSTOP) still has its kernel accept the TCP connection; then nothing
+    # answers. A socket that listens and never accepts looks the same from outside. FFmpeg's
+    # own error for it is "Invalid data found when processing input".
+    with contextlib.ExitStack() as stack:
+        if server == "frozen":
+            rtsp = RtspServer(record=tmp_path / "recorded.mkv")
+            stack.callback(rtsp.stop)
+            rtsp.freeze()
+            url = rtsp.record_url
+        else:
+            url = f"rtsp://127.0.0.1:{stack.enter_context(silent_listener())}/publish"
+        started = time.monotonic()
+        code, lines = _upscale(str(clip), url, *SMALL, "--open-timeout", "1")
+        elapsed = time.monotonic() - started
+    assert code == 1
+    assert lines == [
+        f"vsr: error: publishing to {url} timed out: the RTSP server did not answer within 1 s (--open-timeout)"
+    ]
+    assert 1.0 <= elapsed < 2.5, elapsed  # the timeout, plus planning the run (about 0.2 s)
 
 
 def test_publish_needs_libx264(clip: Path) -> None:
@@ -197,6 +258,34 @@ def test_hls_segments_each_play_alone_and_add_up_to_the_input(clip: Path, tmp_pa
         counts.append(_decoded_frames(playlist.parent / name))
     assert sum(counts) == CLIP_FRAMES and counts[0] == 12  # 0.4 s at 29.97 fps: 12 frames
     assert sorted(p.name for p in playlist.parent.iterdir()) == [*listed, "index.m3u8"]  # no .tmp
+
+
+def test_hls_overwrite_removes_the_earlier_runs_segments_and_nothing_else(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "in.mp4", frames=50)  # 2 s at 25 fps
+    folder = tmp_path / "hls"
+    folder.mkdir()
+    playlist = folder / "index.m3u8"
+    code, lines = _upscale(str(clip), str(playlist), *SMALL, "--segment", "0.2s")
+    assert code == 0, lines
+    assert sorted(p.name for p in folder.glob("index-*.ts")) == [f"index-{i:05d}.ts" for i in range(10)]
+    (folder / "index-00010.ts.tmp").write_bytes(b"the segment a crash left unfinished")
+    others = ["index-00003.ts.bak", "index-7.ts", "index.txt", "other-00004.ts", "other.m3u8"]
+    for name in others:
+        (folder / name).write_text("not the playlist's")
+
+    run = tmp_path / "run.json"
+    code, lines = _upscale(
+        str(clip), str(playlist), *SMALL, "--segment", "1s", "--overwrite", "--json", str(run)
+    )
+    assert code == 0, lines
+    listed = [line for line in playlist.read_text().splitlines() if line and not line.startswith("#")]
+    assert listed == ["index-00000.ts", "index-00001.ts"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*listed, "index.m3u8", *others])
+    assert all((folder / name).read_text() == "not the playlist's" for name in others)
+    assert [_decoded_frames(folder / name) for name in listed] == [25, 25]
+    summary = json.loads(run.read_text())
+    assert summary["segments"] == [str(folder / name) for name in listed]
+    assert "replaced an earlier output: removed its playlist and 11 segment files" in summary["notes"]
 
 
 def test_hls_playlist_lists_only_complete_segments_while_writing(tmp_path: Path) -> None:

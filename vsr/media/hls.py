@@ -13,12 +13,19 @@ lists complete segments, each playable; a crash loses the segment in progress (a
 For a file input every segment is kept and listed (a video on demand). For a live input the
 playlist is a sliding window of the latest ``live_list_size`` segments and older segment files
 are deleted (``delete_segments``), so a camera can run for months in bounded disk space.
+
+An earlier output at the same path (replaced with ``--overwrite``) is removed when the sink
+opens: its playlist and its segment files, and only those (``STEM-NNNNN.ts`` and the
+``.ts.tmp`` a crash leaves), never anything else in the folder. FFmpeg would rewrite the
+segments the new run reaches and leave a longer run's later ones behind, where they would never
+be listed or deleted (a live window deletes only the segments it wrote itself).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import re
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -75,6 +82,9 @@ class HlsSink:
         self._next_cut: Fraction | None = None
         self._closed = False
         self.pattern = self.path.with_name(f"{self.path.stem}-%05d.ts")
+        # %05d: five digits, six from segment 100000 on (after 4.6 days of 4 s segments)
+        self._segment_name = re.compile(re.escape(self.path.stem) + r"-(\d{5,})\.ts(\.tmp)?")
+        replaced = self._remove_earlier_output()
         flags = ["independent_segments", "temp_file"] + (["delete_segments"] if live else [])
         options = {
             "hls_time": f"{segment_s:g}",
@@ -90,6 +100,8 @@ class HlsSink:
             raise OutputError(f"cannot create {self.path}: {ffmpeg_reason(error)}") from None
         try:
             self._muxer = VideoMuxer(container, self.path.name, kind, spec, passthrough, self._write_failed)
+            if replaced:
+                self._muxer.note(replaced)
             try:
                 container.start_encoding()
             except (av.FFmpegError, ValueError) as error:
@@ -114,7 +126,15 @@ class HlsSink:
     @property
     def segments(self) -> list[Path]:
         """The segment files on disk now, in order (complete ones; not the one in progress)."""
-        return sorted(self.path.parent.glob(f"{self.path.stem}-[0-9][0-9][0-9][0-9][0-9].ts"))
+        return self._segment_files(unfinished=False)
+
+    def _segment_files(self, *, unfinished: bool) -> list[Path]:
+        numbered = []
+        for path in self.path.parent.iterdir():
+            match = self._segment_name.fullmatch(path.name)
+            if match and (unfinished or not match[2]):
+                numbered.append((int(match[1]), path.name, path))
+        return [path for *_, path in sorted(numbered)]
 
     def write_frame(self, frame: Frame) -> None:
         """Encode one frame, as a keyframe when it starts a segment."""
@@ -162,6 +182,21 @@ class HlsSink:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"HlsSink for {self.path} is already closed")
+
+    def _remove_earlier_output(self) -> str | None:
+        """Delete the playlist and segment files of an earlier output here; say what went."""
+        segments = self._segment_files(unfinished=True)  # with the .ts.tmp a crash leaves
+        playlist = self.path.exists()
+        if not segments and not playlist:
+            return None
+        try:
+            for path in [self.path, *segments]:
+                path.unlink(missing_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot replace the earlier output {self.path}: {error}") from None
+        log.info("removed the earlier %s and %d segment files", self.path, len(segments))
+        what = "its playlist and " if playlist else ""
+        return f"replaced an earlier output: removed {what}{len(segments)} segment files"
 
     def _remove_outputs(self) -> None:
         for path in [self.path, *self.segments]:

@@ -13,14 +13,26 @@ ignores options it does not know):
   with ``probesize=32`` (1 s here, several seconds on cameras), 2 s with the default analysis.
   So live inputs get the short analysis and not ``nobuffer``: for RTSP ``probesize=32`` (the SDP
   describes the streams, and vsr decodes the first frame itself), elsewhere ``analyzeduration``
-  of 1 s (MPEG-TS over HTTP needs to see its tables).
+  of 0.1 s. Measured against FFmpeg's own RTMP server and an HTTP server sending MPEG-TS at its
+  pace (25 fps 320x240 H.264 with B-frames, AAC at 48 kHz; ``tests/test_live_protocols.py``):
+  RTMP opened in 1.9 s with the default analysis, 1.3 s with 1 s, 0.4 s with 0.1 s, and with
+  every stream parameter right; ``probesize=32`` (0.3 s) took the AAC sample rate from the FLV
+  tag header, which cannot say 48 kHz, and gave 44.1 kHz. The analysed packets are decoded in
+  one burst once the input opens, more frames than the queue to the model holds: with 1 s of
+  analysis live mode dropped 17 of the first 25 frames of an RTMP stream, though the model was
+  many times faster than the input. The demuxers read their own headers (MPEG-TS tables, the
+  moov of an MP4, FLV's codec headers) before the analysis starts.
 - A read timeout (PyAV's ``timeout=(open, read)``, which works for every protocol) interrupts a
   stalled read, but the RTSP demuxer then hands over the frame it was holding and only the next
-  read fails: a stall is detected after twice the timeout. Each read therefore gets half of the
-  read timeout asked for, so that a stall is detected within it.
-- When a server dies the demuxer simply ends, with no error; a frozen server blocks until the
-  read timeout. Keyframe flags on RTSP packets are unreliable (the decoded frame's are used) and
-  the first frame may have no pts.
+  read fails: a stall is detected after twice the timeout. Each RTSP read therefore gets half of
+  the read timeout asked for, so that a stall is detected within it. The HTTP and RTMP demuxers
+  fail at the first stalled read, so theirs get the whole read timeout (halved, an HTTP stall
+  was detected after 0.5 s of a 1 s read timeout).
+- When a server dies the demuxer simply ends, with no error (RTSP, HTTP), or fails with an I/O
+  error (RTMP); a frozen server blocks until the read timeout. However a connection ends, the
+  frames its decoder still holds (B-frames are reordered there) are flushed out, so an RTMP
+  stream's last frames are not lost. Keyframe flags on RTSP packets are unreliable (the decoded
+  frame's are used) and the first frame may have no pts.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ _SCHEMES: dict[str, LiveKind] = {
 }
 _CAMERA = re.compile(r"^/dev/video\d+$")
 _MAX_DECODE_ERRORS = 50  # consecutive undecodable packets that count as a lost stream
+_ANALYZE_US = 100_000  # stream analysis at open for inputs other than RTSP: 0.1 s
 
 
 def live_kind(text: str) -> LiveKind | None:
@@ -84,6 +97,10 @@ class LiveConnectOptions:
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0:
             raise ConfigError("--open-timeout and --read-timeout must be positive seconds")
 
+    def read_timeout_for(self, kind: LiveKind) -> float:
+        """What one read may wait so that a stall is detected within ``read_timeout_s``."""
+        return self.read_timeout_s / 2 if kind == "rtsp" else self.read_timeout_s
+
     def ffmpeg_options(self, kind: LiveKind) -> dict[str, str]:
         options: dict[str, str] = {}
         if kind == "rtsp":
@@ -92,7 +109,7 @@ class LiveConnectOptions:
             if kind == "rtsp":
                 options["probesize"] = "32"
             else:
-                options["analyzeduration"] = "1000000"
+                options["analyzeduration"] = str(_ANALYZE_US)
         return options
 
 
@@ -105,7 +122,7 @@ def open_live(url: str, kind: LiveKind, options: LiveConnectOptions) -> av.conta
             mode="r",
             format="v4l2" if kind == "camera" else None,
             options=options.ffmpeg_options(kind),
-            timeout=(options.open_timeout_s, options.read_timeout_s / 2),
+            timeout=(options.open_timeout_s, options.read_timeout_for(kind)),
             metadata_errors="replace",
         )
     except av.ExitError:
@@ -160,12 +177,14 @@ class LiveConnection:
             try:
                 packet = next(self._packets)
             except StopIteration:
-                return
+                return  # after the demuxer's empty packets, which flushed the decoder
             except av.ExitError:
                 self.end_reason = f"no data for {self._read_timeout_s:g} s (read timeout)"
+                yield from self._flush()
                 return
             except av.FFmpegError as error:
                 self.end_reason = ffmpeg_reason(error)
+                yield from self._flush()
                 return
             if packet.stream_index != self.video.index:
                 if packet.size:
@@ -184,6 +203,15 @@ class LiveConnection:
                 continue
             errors = 0
             yield from frames
+
+    def _flush(self) -> Iterator[av.VideoFrame]:
+        """The frames the decoder still holds, when the demuxer ended on an error."""
+        try:
+            for frame in self.video.decode(None):
+                frame.time_base = self.video.time_base  # a flushed frame has none of its own
+                yield frame
+        except av.FFmpegError as error:
+            log.debug("flushing the decoder of a lost connection failed: %s", ffmpeg_reason(error))
 
     def close(self) -> None:
         try:

@@ -4,7 +4,8 @@ FFmpeg's RTSP muxer connects when the header is written: TCP connect, ANNOUNCE w
 SETUP per stream (interleaved on the RTSP connection: ``rtsp_transport=tcp``, so nothing is lost
 to UDP and no ports need opening), RECORD. A refused publish (nothing listening, a mount that
 does not exist or takes no publish, a refused codec) is therefore an `OutputError` from the
-constructor, before any frame is decoded.
+constructor, before any frame is decoded, and so is a server that takes the connection but never
+answers (a frozen process): every socket operation has the open timeout.
 
 The video is H.264 from libx264 with live settings: ``tune=zerolatency`` (no B-frames, no
 lookahead: a frame leaves the encoder as soon as it is encoded, and pts == dts) and a keyframe
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
@@ -49,6 +51,8 @@ _KEYFRAME_S = 2
 _FALLBACK_RATE = Fraction(25)
 # x264's default (medium) is an offline choice; a publish must keep up with its input
 _LIVE_PRESET = "veryfast"
+# FFmpeg waits the whole timeout (polling in 0.1 s steps) before it gives up on a reply
+_TIMED_OUT_SHARE = 0.9
 
 
 def is_publish_url(text: str) -> bool:
@@ -109,12 +113,11 @@ class RtspSink:
                 f"published as H.264 (libx264 preset {spec.preset}, tune zerolatency, a keyframe every "
                 f"{_KEYFRAME_S} s); a dropped publish is not reconnected"
             )
+            started = time.monotonic()
             try:
-                container.start_encoding()  # connect, ANNOUNCE, SETUP, RECORD
+                container.start_encoding()  # connect, OPTIONS, ANNOUNCE, SETUP, RECORD
             except (av.FFmpegError, ValueError, OSError) as error:
-                raise OutputError(
-                    f"the RTSP server refused the publish to {self.name}: {ffmpeg_reason(error)}"
-                ) from None
+                raise self._refused(error, time.monotonic() - started, open_timeout_s) from None
         except BaseException:
             self._closed = True
             try:
@@ -166,6 +169,20 @@ class RtspSink:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"RtspSink for {self.name} is already closed")
+
+    def _refused(self, error: BaseException, waited_s: float, timeout_s: float) -> OutputError:
+        # A reply that never comes is not reported as a timeout: FFmpeg's RTSP client logs
+        # "Connection timed out", then finds the reply's status code unset (0, not 200) and
+        # returns "Invalid data found when processing input", the error of a malformed reply.
+        # A malformed reply comes back at once, a missing one after the whole timeout: the wait
+        # tells them apart. A TCP connect that times out (nothing answers the SYN) keeps its errno.
+        silent = isinstance(error, av.InvalidDataError) and waited_s >= _TIMED_OUT_SHARE * timeout_s
+        if silent or isinstance(error, TimeoutError):
+            return OutputError(
+                f"publishing to {self.name} timed out: the RTSP server did not answer within "
+                f"{timeout_s:g} s (--open-timeout)"
+            )
+        return OutputError(f"the RTSP server refused the publish to {self.name}: {ffmpeg_reason(error)}")
 
     def _write_failed(self, error: BaseException, doing: str, frames: int) -> OutputError:
         return OutputError(
