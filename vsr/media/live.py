@@ -27,6 +27,7 @@ the rest of the run:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -128,6 +129,10 @@ class LiveSource:
         kind = live_kind(url)
         if kind is None:
             raise ConfigError(f"not a live input: {url} (rtsp://, rtmp://, http(s):// or /dev/videoN)")
+        if kind == "camera" and not os.path.exists(url):
+            # a device that is not there at the start is a wrong path, not a dropped feed: no retries
+            # (one that disappears mid-run, an unplugged USB camera, is reconnected as any feed)
+            raise InputError(f"camera {url} does not exist (no such V4L2 device on this machine)")
         self.url, self.kind = url, kind
         self.connect = connect or LiveConnectOptions()
         self.reconnect = reconnect or ReconnectPolicy()
