@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -286,18 +288,19 @@ def test_a_camera_without_its_keys_and_a_missing_config(tmp_path: Path) -> None:
     )
 
 
-def test_an_input_that_cannot_be_opened_names_its_camera(tmp_path: Path) -> None:
+def test_an_input_that_cannot_be_opened_fails_its_camera_alone(tmp_path: Path) -> None:
     good = write_clip(tmp_path / "good.mp4", frames=3)
     config = _config(
         tmp_path,
         _camera("good", good, tmp_path / "a.mp4"),
         _camera("gone", tmp_path / "missing.mp4", tmp_path / "b.mp4"),
     )
-    result = CliRunner().invoke(app, ["watch", str(config)])
-    assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vsr: error: camera 'gone': ")
-    assert "missing.mp4" in lines[0] and not list(tmp_path.glob("[ab].*"))
+    result = CliRunner().invoke(app, ["watch", str(config), "-q"])
+    assert (result.exit_code, result.output.strip()) == (
+        1,
+        f"vsr: error: camera 'gone': input not found: {tmp_path / 'missing.mp4'}",
+    )
+    assert len(_frames(tmp_path / "a.mp4")[0]) == 3 and not list(tmp_path.glob("b.*"))
 
 
 def test_an_existing_output_needs_overwrite(tmp_path: Path) -> None:
@@ -349,7 +352,9 @@ def test_a_camera_that_dies_ends_its_own_output_while_a_file_feed_goes_on(
     assert file_report.completed and file_report.frames_out == 120
     assert _frames(tmp_path / "file-out.mp4")[0] == _frames(long_file)[0]
     assert cam_report.completed and cam_report.disconnects == 1 and cam_report.reconnects == 0
-    assert cam_report.reconnect_failures == 1 and "cannot connect" in cam_report.ended_by
+    assert cam_report.reconnect_failures == 1 and cam_report.gave_up
+    assert cam_report.ended_by.startswith(f"gave up: cannot connect to {server.url} after 1 attempts: ")
+    assert summary.missing == [cam_report]  # the CLI's exit code 3, as for a camera down from the start
     kinds = [e.kind for e in cam_report.events if e.kind in ("connected", "disconnected", "gave_up")]
     assert kinds == ["connected", "disconnected", "gave_up"]
     times, planes = _frames(tmp_path / "cam-out.mp4")
@@ -357,3 +362,137 @@ def test_a_camera_that_dies_ends_its_own_output_while_a_file_feed_goes_on(
     assert all(b > a for a, b in itertools.pairwise(times)) and planes[0].shape == (480, 640)
     assert cam_report.latency.frames == cam_report.frames_out and summary.cross_feed_calls > 0
     assert not list(tmp_path.glob("*.partial.*"))
+
+
+# -- a camera that is down when the run starts ------------------------------------------------
+
+
+def _port_nobody_listens_on() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@needs_server
+def test_a_camera_down_at_the_start_joins_when_it_comes_up_while_a_file_feed_records(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip = write_clip(tmp_path / "cam.mp4", width=320, height=240, frames=100, options={"g": "25"})
+    long_file = write_clip(tmp_path / "file.mp4", frames=60)
+    server = RtspServer(clip)
+    server.kill()  # its URL, with nothing listening there yet
+    try:
+        config = _config(
+            tmp_path,
+            _camera("late", server.url, "late.mp4", reconnect_attempts=10, reconnect_interval=0.25),
+            _camera("file", long_file, "file-out.mp4"),
+            batch=2,
+        )
+        run = WatchRun(load_watch_config(config))
+        late, file_feed = run.feeds
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            running = InThread(run.run)
+            running.wait_for(lambda: file_feed.completed, "the file feed to be finished")
+            # the file was recorded whole while the camera was down
+            assert late.plan is None and late.frames_in == 0 and late.events.counts["connect_failed"] >= 1
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+            server.start()  # the camera comes up after about 1 s
+            running.wait_for(lambda: late.frames_out >= 20, "frames of the late camera")
+            run.cancel()
+            summary = running.result(30)
+    finally:
+        server.stop()
+    reports = {f.name: f for f in summary.feeds}
+    late_report, file_report = reports["late"], reports["file"]
+    assert file_report.completed and file_report.ended_by == "end of file"
+    assert file_report.frames_in == file_report.frames_out == 60
+    assert _frames(tmp_path / "file-out.mp4")[0] == _frames(long_file)[0]
+    # the late camera: its failed attempts, then the connection; planned from its first frame
+    failed = late_report.reconnect_failures
+    assert failed >= 2 and late_report.connections == 1 and late_report.reconnects == 0
+    assert [e.kind for e in late_report.events] == ["connect_failed"] * failed + ["connected"]
+    first = late_report.events[0].detail
+    assert first == "attempt 1: Connection refused"
+    assert late_report.events[-1].detail == f"{server.url} (320x240)"
+    assert (late_report.input_size, late_report.output_size) == ((320, 240), (640, 480))
+    assert late_report.completed and late_report.ended_by == "interrupted" and not late_report.gave_up
+    assert late_report.output == str(tmp_path / "late.mp4")
+    times, planes = _frames(tmp_path / "late.mp4")
+    assert len(times) == late_report.frames_out >= 20 and planes[0].shape == (480, 640)
+    assert all(b > a for a, b in itertools.pairwise(times))
+    assert summary.interrupted and summary.missing == [] and summary.failed == []
+    logged = [r.getMessage() for r in caplog.records]
+    assert f"camera 'late': connect_failed: {first}" in logged
+    assert (
+        f"camera 'late': connected after {failed} failed attempts, recording 320x240 -> 640x480 -> "
+        f"{tmp_path / 'late.mp4'}" in logged
+    )
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_a_camera_that_never_comes_up_gives_up_with_nothing_written_and_exit_code_3(tmp_path: Path) -> None:
+    url = f"rtsp://127.0.0.1:{_port_nobody_listens_on()}/cam"
+    clip = write_clip(tmp_path / "clip.mp4", frames=30)
+    config = _config(
+        tmp_path,
+        _camera("gone", url, "gone.mp4", reconnect_attempts=2, reconnect_interval=0.1),
+        _camera("file", clip, "file-out.mp4"),
+    )
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["watch", str(config), "--json", str(tmp_path / "run.json")])
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 3, result.output
+    # the first try and reconnect_attempts=2 more, as `vsr upscale --reconnect-attempts 2`
+    gave_up = f"gave up: cannot connect to {url} after 3 attempts: Connection refused"
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == f"vsr: error: camera 'gone': {gave_up}"
+    assert f"camera gone: nothing written; ended: {gave_up}" in lines
+    report = {f["name"]: f for f in json.loads((tmp_path / "run.json").read_text())["feeds"]}
+    gone = report["gone"]
+    assert gone["ended_by"] == gave_up and gone["gave_up"] and gone["error"] is None
+    assert (gone["connections"], gone["reconnect_failures"], gone["frames_out"]) == (0, 3, 0)
+    assert gone["output"] is None and gone["input_size"] is None and not gone["completed"]
+    assert [e["kind"] for e in gone["events"]] == ["connect_failed"] * 3 + ["gave_up"]
+    assert [e["detail"].split(":")[0] for e in gone["events"][:3]] == ["attempt 1", "attempt 2", "attempt 3"]
+    assert not list(tmp_path.glob("gone*"))  # no file under its name, nor a partial one
+    assert report["file"]["completed"] and report["file"]["frames_out"] == 30
+    assert len(_frames(tmp_path / "file-out.mp4")[0]) == 30
+
+
+def test_every_camera_unreachable_ends_with_one_error_line_each(tmp_path: Path) -> None:
+    urls = [f"rtsp://127.0.0.1:{_port_nobody_listens_on()}/{name}" for name in ("a", "b")]
+    config = _config(
+        tmp_path,
+        *(
+            _camera(name, url, f"{name}.mp4", reconnect_attempts=1, reconnect_interval=0.05)
+            for name, url in zip("ab", urls, strict=True)
+        ),
+    )
+    vsr_cli = Path(sys.executable).with_name("vsr")
+    done = subprocess.run(
+        [str(vsr_cli), "watch", str(config), "-q"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("vsr: error: ")]
+    assert errors == [
+        f"vsr: error: camera {name!r}: gave up: cannot connect to {url} after 2 attempts: Connection refused"
+        for name, url in zip("ab", urls, strict=True)
+    ]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cameras.toml"]
+
+
+def test_cancel_while_a_camera_is_still_connecting_ends_at_once(tmp_path: Path) -> None:
+    url = f"rtsp://127.0.0.1:{_port_nobody_listens_on()}/cam"
+    config = _config(tmp_path, _camera("down", url, "down.mp4", reconnect_attempts=-1, reconnect_interval=5))
+    run = WatchRun(load_watch_config(config))
+    running = InThread(run.run)
+    running.wait_for(lambda: run.feeds[0].events.counts["connect_failed"] == 1, "the first attempt")
+    cancelled = time.monotonic()
+    run.cancel()  # during the 5 s wait before its next attempt
+    summary = running.result(10)
+    assert time.monotonic() - cancelled < 2
+    (report,) = summary.feeds
+    assert report.ended_by == "interrupted before it came up (1 failed attempts)"
+    assert summary.missing == [report] and report.output is None and not list(tmp_path.glob("down*"))
