@@ -16,12 +16,20 @@ __all__ = ["models_command"]
 
 def _row(w: BuiltinWeights, verified: bool) -> dict[str, Any]:
     m = w.metadata
-    scores = {
-        folder: {"psnr_y": s["psnr_y"], "ssim_y": s["ssim_y"]}
-        for folder, s in dict(m.get("eval", {})).items()
-    }
+    if m.get("task") == "denoise":  # RGB PSNR/SSIM per folder and noise level (the AWGN protocol)
+        scores = {
+            f"{folder} {level}": {"psnr_rgb": s["psnr_rgb"], "ssim_rgb": s["ssim_rgb"]}
+            for folder, by_level in dict(m.get("eval", {})).items()
+            for level, s in by_level.items()
+        }
+    else:  # Y PSNR/SSIM per folder (the SR protocol)
+        scores = {
+            folder: {"psnr_y": s["psnr_y"], "ssim_y": s["ssim_y"]}
+            for folder, s in dict(m.get("eval", {})).items()
+        }
     return {
         "name": w.name,
+        "task": m.get("task", "sr"),
         "architecture": m.get("architecture"),
         "scale": w.scale,
         "parameters": int(m.get("parameters", 0)),
@@ -36,7 +44,10 @@ def _row(w: BuiltinWeights, verified: bool) -> dict[str, Any]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    scores = "  ".join(f"{k} {v['psnr_y']:.2f} dB" for k, v in row["eval"].items()) or "not evaluated"
+    scores = (
+        "  ".join(f"{k} {v.get('psnr_y', v.get('psnr_rgb')):.2f} dB" for k, v in row["eval"].items())
+        or "not evaluated"
+    )
     check = "" if row["sha256_ok"] else "  DAMAGED (sha256 differs: reinstall vsr)"
     return (
         f"{row['name']:<12} {row['architecture']} x{row['scale']}, {row['parameters']:,} params, "
