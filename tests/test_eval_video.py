@@ -268,7 +268,6 @@ def test_non_video_file_gives_one_line_and_exit_1(tmp_path: Path) -> None:
         (["--temporal", "maybe"], "--temporal must be off or on, got 'maybe'"),
         (["--temporal", "on", "--temporal-strength", "1.5"], "--temporal-strength must be in [0, 1]"),
         (["--temporal-strength", "0.3"], "--temporal-strength applies to --temporal on"),
-        (["--denoise", "auto"], "--denoise needs a denoiser"),
         (["--denoise", "loud", "--denoiser", "x.pth"], "--denoise must be off, auto or a noise sigma"),
         (["--denoiser", "x.pth"], "--denoiser is given but --denoise is off"),
         (["--h264", "fast"], "--h264 must be a bitrate such as 300k"),
