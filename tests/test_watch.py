@@ -29,7 +29,7 @@ import vsr
 import vsr.pipeline.watch as watch_module
 from vsr.cli import app
 from vsr.errors import OutputError
-from vsr.media import FileSink
+from vsr.media import FileSink, Frame
 from vsr.pipeline.watch import WatchRun
 from vsr.pipeline.watch_config import load_watch_config
 
@@ -225,9 +225,209 @@ def test_the_json_report_has_every_feed_and_the_cross_feed_calls(tmp_path: Path)
     assert data["feeds"][0]["latency"]["frames"] == 12
 
 
+# -- the optional Restore steps, per camera ---------------------------------------------------
+
+
+def _still_clip(path: Path, frames: int) -> Path:
+    """``frames`` copies of one 160x96 picture, lossless (H.264 qp 0): every frame decodes the same."""
+    rng = np.random.default_rng(3)
+    picture = rng.integers(40, 200, size=(96, 160, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25, options={"qp": "0", "preset": "ultrafast", "bframes": "0"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def _alone(source: Path, output: Path, **steps: object) -> Path:
+    """What `vsr upscale` makes of ``source`` alone with the same model, precision and encoder."""
+    summary = vsr.upscale(
+        source, output, model="bicubic", scale=2, precision="fp32", preset="ultrafast", **steps
+    )
+    return Path(summary.output)
+
+
+def _largest_difference(a: Path, b: Path) -> int:
+    """The largest |difference| of Y between two videos' frames; they must have the same pts."""
+    (times_a, planes_a), (times_b, planes_b) = _frames(a), _frames(b)
+    assert times_a == times_b
+    return max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(planes_a, planes_b, strict=True))
+
+
+def test_still_frames_reuse_their_own_feeds_output(
+    tmp_path: Path, slow_model: Callable[[float], None]
+) -> None:
+    slow_model(0.02)
+    still = _still_clip(tmp_path / "still.mp4", 12)
+    moving = write_clip(tmp_path / "moving.mp4", frames=12)  # every frame differs from the one before
+    config = _config(
+        tmp_path,
+        _camera("still", still, "still-out.mp4"),
+        _camera("moving", moving, "moving-out.mp4"),
+        run=RUN + "reuse_still = true\n",
+    )
+    result = CliRunner().invoke(app, ["watch", str(config), "--json", str(tmp_path / "run.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "run.json").read_text())
+    feeds = {f["name"]: f for f in data["feeds"]}
+    assert (feeds["still"]["frames_reused"], feeds["moving"]["frames_reused"]) == (11, 0)
+    assert feeds["still"]["frames_out"] == feeds["moving"]["frames_out"] == 12
+    assert "still-frame reuse: 11 of 12 frames took the previous output (91.7%)" in feeds["still"]["notes"]
+    assert data["frames_restored"] == 1 + 12  # the model ran the still feed's first frame only
+    assert list(data["restore_steps"]) == ["upload", "analyse", "model", "download"]
+    for name, source in (("still", still), ("moving", moving)):
+        times, planes = _frames(tmp_path / f"{name}-out.mp4")
+        assert times == [Fraction(n, 25) for n in range(12)] == _frames(source)[0]
+        assert planes[0].shape == (192, 320)
+    alone = _alone(still, tmp_path / "alone.mp4", reuse_still=True)
+    assert _largest_difference(tmp_path / "still-out.mp4", alone) <= 1
+    assert _largest_difference(tmp_path / "moving-out.mp4", _alone(moving, tmp_path / "plain.mp4")) <= 1
+
+
+def test_a_reconnect_forgets_the_feeds_still_frame_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vsr.pipeline.watch_feed as feed_module
+
+    real_open = feed_module.open_source
+
+    def reconnecting(*args: object, **kwargs: object) -> object:
+        source = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        items = source.items
+
+        def marked() -> object:
+            for item in items():
+                if isinstance(item, Frame) and item.index == 5:
+                    item.extra["discontinuity"] = True  # as a LiveSource marks a new connection's first
+                yield item
+
+        source.items = marked  # type: ignore[method-assign]
+        return source
+
+    monkeypatch.setattr(feed_module, "open_source", reconnecting)
+    still = _still_clip(tmp_path / "still.mp4", 10)
+    config = _config(tmp_path, _camera("cam", still, "out.mp4", reuse_still=True), batch=4)
+    summary = WatchRun(load_watch_config(config)).run()
+    (report,) = summary.feeds
+    assert report.error is None, report.error
+    # frames 0 and 5 (the new connection's first) ran through the model, the 8 others reused
+    assert (report.frames_reused, summary.frames_restored, report.frames_out) == (8, 2, 10)
+
+
+def test_temporal_smoothing_on_one_feed_only(tmp_path: Path, slow_model: Callable[[float], None]) -> None:
+    slow_model(0.02)  # frames of both feeds share model calls
+    moving = write_clip(tmp_path / "moving.mp4", frames=12)
+    negative = _inverted_clip(tmp_path / "negative.mp4", 12)
+    config = _config(
+        tmp_path,
+        _camera("smooth", moving, "smooth.mp4", temporal="on", temporal_strength=0.8),
+        _camera("plain", negative, "plain.mp4"),
+        batch=4,
+    )
+    summary = WatchRun(load_watch_config(config)).run()
+    assert summary.cross_feed_calls > 0 and summary.frames_restored == 24
+    assert [s.name for s in summary.restore_steps] == ["upload", "analyse", "model", "temporal", "download"]
+    smoothed = _alone(moving, tmp_path / "alone-on.mp4", temporal="on", temporal_strength=0.8, batch=4)
+    assert _largest_difference(tmp_path / "smooth.mp4", smoothed) <= 1
+    unsmoothed = _alone(moving, tmp_path / "alone-off.mp4")
+    assert _largest_difference(smoothed, unsmoothed) > 10  # the step did something to compare
+    assert _largest_difference(tmp_path / "plain.mp4", _alone(negative, tmp_path / "negative-off.mp4")) <= 1
+
+
+def _tiny_denoiser(path: Path) -> Path:
+    """An FFDNet-style checkpoint with random weights (as tests/test_denoise_pass.py builds one)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from vsr.models.denoise import FFDNet
+
+    torch.manual_seed(0)
+    net = FFDNet(num_feat=8, depth=3)
+    with torch.no_grad():
+        for p in net.parameters():  # the last conv starts at zero (the identity): make it matter
+            p.uniform_(-0.2, 0.2)
+    save_file(net.state_dict(), path)
+    return path
+
+
+def test_denoise_on_one_feed_with_its_own_checkpoint(
+    tmp_path: Path, slow_model: Callable[[float], None]
+) -> None:
+    slow_model(0.02)
+    denoiser = _tiny_denoiser(tmp_path / "tiny_denoiser.safetensors")
+    moving = write_clip(tmp_path / "moving.mp4", frames=8)
+    negative = _inverted_clip(tmp_path / "negative.mp4", 8)
+    config = _config(
+        tmp_path,
+        _camera("noisy", moving, "noisy.mp4", denoise=25, denoiser="tiny_denoiser.safetensors"),  # relative
+        _camera("clean", negative, "clean.mp4"),
+        batch=4,
+    )
+    run = WatchRun(load_watch_config(config))
+    assert list(run.denoisers) == [str(denoiser)]
+    summary = run.run()
+    assert summary.cross_feed_calls > 0
+    assert [s.name for s in summary.restore_steps] == ["upload", "denoise", "model", "download"]
+    assert next(s for s in summary.restore_steps if s.name == "denoise").frames == 8
+    denoised = _alone(moving, tmp_path / "alone-denoised.mp4", denoise=25, denoiser=str(denoiser))
+    assert _largest_difference(tmp_path / "noisy.mp4", denoised) <= 1
+    assert _largest_difference(denoised, _alone(moving, tmp_path / "alone-plain.mp4")) > 10
+    assert _largest_difference(tmp_path / "clean.mp4", _alone(negative, tmp_path / "negative-plain.mp4")) <= 1
+
+
+def test_restore_step_defaults_and_overrides(tmp_path: Path) -> None:
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")  # never opened
+    config = _config(
+        tmp_path,
+        _camera("file", clip, "a.mp4"),
+        _camera("cam", "rtsp://cam/1", "b.mp4"),
+        _camera("own", clip, "c.mp4", reuse_still=True, temporal="off", temporal_strength=0.3),
+        run=RUN + 'temporal = "on"\ntemporal_strength = 0.7\n',
+    )
+    cameras = {c.name: c.options for c in load_watch_config(config).cameras}
+    # reuse_still: on for live inputs, off for files, as `vsr upscale`; the top level is the default
+    assert [(o.reuse_still, o.temporal, o.temporal_strength) for o in cameras.values()] == [
+        (False, "on", 0.7),
+        (True, "on", 0.7),
+        (True, "off", 0.3),
+    ]
+    assert all(o.denoise_level is None and o.denoiser is None for o in cameras.values())
+
+
+def test_denoise_without_a_denoiser_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vsr.models.builtin
+
+    monkeypatch.setattr(vsr.models.builtin, "builtin_denoiser", lambda: None)  # an install without one
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")
+    config = _config(
+        tmp_path,
+        _camera("given", clip, "a.mp4", denoiser="d.safetensors"),
+        _camera("door", clip, "b.mp4"),
+        run=RUN + 'denoise = "auto"\n',
+    )
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        f"vsr: error: {config}: camera 'door': denoise = 'auto' needs a denoiser and this install ships "
+        'none; set denoiser = "CHECKPOINT" (an FFDNet-style model)',
+    )
+
+
 # -- config errors ----------------------------------------------------------------------------
 
-_KNOWN = "name, url, output, segment, reconnect_attempts, reconnect_interval, read_timeout, open_timeout, rtsp_transport"
+_STEPS = "reuse_still, temporal, temporal_strength, denoise, denoiser"
+_KNOWN = (
+    "name, url, output, segment, reconnect_attempts, reconnect_interval, read_timeout, open_timeout, rtsp_transport, "
+    + _STEPS
+)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +435,7 @@ _KNOWN = "name, url, output, segment, reconnect_attempts, reconnect_interval, re
     [
         (RUN, [("a", {"urll": "x"})], "camera 'a': unknown key 'urll'; known keys: " + _KNOWN),
         (RUN + "modle = 'x'\n", [("a", {})], "unknown key 'modle'; known keys: model, scale, device, "
-         "precision, batch, max_latency, codec, crf, preset, and [[camera]] tables"),
+         "precision, batch, max_latency, codec, crf, preset, " + _STEPS + ", and [[camera]] tables"),
         (RUN, [("a", {}), ("a", {"output": "other.mp4"})], "camera 'a': name is used by another camera too"),
         (RUN, [("a", {}), ("b", {})], "camera 'b': output OUT is also camera 'a''s output; give each camera its own"),
         (RUN, [("a", {"reconnect_attempts": -5})], "camera 'a': reconnect_attempts must be at least -1, got -5"),
@@ -248,6 +448,14 @@ _KNOWN = "name, url, output, segment, reconnect_attempts, reconnect_interval, re
         (RUN.replace("scale = 2", "scale = 9"), [("a", {})], "scale must be 1..8, got 9"),
         (RUN.replace('"fp32"', '"fp8"'), [("a", {})], "precision must be one of auto, fp32, fp16, bf16, got 'fp8'"),
         (RUN, [], "needs at least one [[camera]] table (name, url, output)"),
+        (RUN, [("a", {"temporal": "yes"})], "camera 'a': temporal must be one of off, on, got 'yes'"),
+        (RUN + "temporal = true\n", [("a", {})], "temporal must be one of off, on, got True"),
+        (RUN, [("a", {"temporal_strength": 1.5})], "camera 'a': temporal_strength must be a number in 0..1, got 1.5"),
+        (RUN, [("a", {"reuse_still": "yes"})], "camera 'a': reuse_still must be true or false, got 'yes'"),
+        (RUN, [("a", {"denoise": "loud"})], "camera 'a': denoise must be \"off\", \"auto\" or a noise sigma in "
+         "(0, 255] (0..255 scale), got 'loud'"),
+        (RUN, [("a", {"denoiser": "d.safetensors"})], "camera 'a': denoiser is given but denoise is off; "
+         "set denoise = \"auto\" or a sigma"),
     ],
 )  # fmt: skip
 def test_config_errors_are_one_line_naming_file_camera_and_key(

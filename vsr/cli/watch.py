@@ -77,7 +77,9 @@ def watch_command(
     down at the start is retried while the others record, and joins when it comes up. One that
     gives up, or fails, ends its own output and the others go on. The run ends when every feed
     has ended, or on Ctrl-C/SIGTERM: every output is then finished normally; a second Ctrl-C
-    stops at once, keeping the partial files.
+    stops at once, keeping the partial files. Still-frame reuse, temporal smoothing and denoise
+    are per camera (reuse_still, temporal, temporal_strength, denoise, denoiser), each camera with
+    its own state.
 
     Exit codes: 0 every feed ran to its end; 1 a feed failed (one error line per failed feed);
     2 a config error (nothing started); 3 no feed failed, but a camera gave up (at the start:

@@ -81,6 +81,15 @@ class DenoisePass:
     def reset(self) -> None:
         self._scene_sigma = None
 
+    def for_stream(self, sigma: float | None) -> DenoisePass:
+        """A pass for another stream through the same module (one copy of the weights on the
+        device): its own ``sigma`` (None: auto) and its own scene state and estimates."""
+        other = copy.copy(self)
+        other.sigma = sigma
+        other._scene_sigma = None
+        other.estimates = []
+        return other
+
     def levels(self, rgb: Tensor, new_scene: Sequence[bool]) -> list[float]:
         """The noise level (0..255) each frame is denoised at; 0 means left as it is."""
         if self.sigma is not None:

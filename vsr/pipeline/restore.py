@@ -5,6 +5,11 @@ Per batch: upload the planes as they were decoded -> YUV->RGB with the input's m
 multiple, tiled if asked) -> exact final resize or crop to the output size -> [temporal smoothing]
 -> RGB->YUV for the output pixel format -> download. The bracketed steps are optional and keep
 per-stream state (`vsr.pipeline.temporal`), fed the frames of each batch in order.
+
+A `RestoreStage` is one stream's: `__call__` runs a batch through every step. The steps before
+the model (`prepare`) and after it (`finish`) are public too, so that `vsr watch` can run one
+model call on the prepared frames of several streams, each stream keeping its own state in its
+own stage (`vsr.pipeline.watch`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from vsr.pipeline.denoise_pass import DenoisePass
 from vsr.pipeline.stats import StageClock
 from vsr.pipeline.temporal import CutDetector, StillFrames, TemporalSmoother
 
-__all__ = ["RestoreConfig", "RestoreStage", "restore_rgb", "sample_format"]
+__all__ = ["RESTORE_STEPS", "PreparedBatch", "RestoreConfig", "RestoreStage", "restore_rgb", "sample_format"]
+
+# the steps a Restore stage times, in the order a frame goes through them
+RESTORE_STEPS = ("upload", "analyse", "denoise", "model", "temporal", "download")
 
 # formats whose significant bits sit at the top of 16-bit words
 _MSB_ALIGNED_BITS = {"p010le": 10}
@@ -97,14 +105,30 @@ def restore_rgb(
     return out.clamp_(0.0, 1.0)
 
 
+@dataclass(frozen=True, eq=False)
+class PreparedBatch:
+    """One stream's batch after the steps before the model (`RestoreStage.prepare`)."""
+
+    frames: Sequence[Frame]
+    model_input: torch.Tensor | None  # RGB of the frames the model runs on (denoised); None: all still
+    new_scene: list[bool]  # one flag per frame of ``model_input``
+    still: list[bool]  # one flag per frame: it takes the output of the frame before it
+
+    @property
+    def model_frames(self) -> int:
+        return 0 if self.model_input is None else self.model_input.shape[0]
+
+
 def _denoise_pass(
-    config: RestoreConfig, denoiser: LoadedModel | None, backend: Backend
+    config: RestoreConfig, denoiser: LoadedModel | DenoisePass | None, backend: Backend
 ) -> DenoisePass | None:
     if config.denoise is None:
         return None
     if denoiser is None:
         raise ConfigError("--denoise needs a denoiser model; the plan loads one (vsr.pipeline.plan)")
     sigma = None if config.denoise == "auto" else float(config.denoise)
+    if isinstance(denoiser, DenoisePass):  # shared by several streams: one copy of its weights
+        return denoiser.for_stream(sigma)
     return DenoisePass(denoiser, device=backend.device, precision=backend.precision, sigma=sigma)
 
 
@@ -114,6 +138,9 @@ class RestoreStage:
     With the optional steps on, it also holds the stream's recent past (the previous frame's
     signature, the reference of still-frame reuse, the previous output for temporal smoothing):
     one stage per stream, fed its frames in order.
+
+    ``denoiser`` is the denoise pre-pass's model, or a `DenoisePass` whose module several streams
+    share. ``clocks`` may be shared too: the stage adds the steps it runs to it.
     """
 
     def __init__(
@@ -122,7 +149,8 @@ class RestoreStage:
         descriptor: ModelDescriptor,
         config: RestoreConfig,
         *,
-        denoiser: LoadedModel | None = None,
+        denoiser: LoadedModel | DenoisePass | None = None,
+        clocks: dict[str, StageClock] | None = None,
     ) -> None:
         self.backend = backend
         self.descriptor = descriptor
@@ -139,13 +167,16 @@ class RestoreStage:
         needs_cuts = self._temporal is not None or (self._denoise is not None and self._denoise.sigma is None)
         self._cuts = CutDetector() if needs_cuts else None
         self._last_output: torch.Tensor | None = None  # kept only for still-frame reuse
-        steps = ["upload"]
-        steps += ["analyse"] if needs_cuts or self._still is not None else []
-        steps += ["denoise"] if self._denoise is not None else []
-        steps += ["model"]
-        steps += ["temporal"] if self._temporal is not None else []
-        steps += ["download"]
-        self.clocks = {name: StageClock(name) for name in steps}
+        self._analyse = needs_cuts or self._still is not None
+        used = {
+            "analyse": self._analyse,
+            "denoise": self._denoise is not None,
+            "temporal": self._temporal is not None,
+        }
+        self.steps = [name for name in RESTORE_STEPS if used.get(name, True)]
+        self.clocks = {} if clocks is None else clocks
+        for name in self.steps:
+            self.clocks.setdefault(name, StageClock(name))
 
     @property
     def frames_reused(self) -> int:
@@ -184,6 +215,20 @@ class RestoreStage:
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
         if not frames:
             return []
+        with torch.inference_mode():
+            batch = self.prepare(frames)
+            restored = None
+            if batch.model_input is not None:
+                with self.clocks["model"].busy(batch.model_frames):
+                    restored = self.restore_rgb(batch.model_input)
+                    self._sync()
+            return self.finish(batch, restored)
+
+    def prepare(self, frames: Sequence[Frame]) -> PreparedBatch:
+        """The steps before the model: upload, [scene cuts, still frames], [denoise].
+
+        The stream's frames in order, each batch once, then `finish` with the model's output for
+        ``model_input`` (`restore_rgb`, or a slice of a call that ran several streams' inputs)."""
         for frame in frames:
             if (
                 frame.width,
@@ -194,38 +239,41 @@ class RestoreStage:
                     f"(the stream started as {self.config.input_size[0]}x{self.config.input_size[1]} "
                     f"{self.config.input_pix_fmt}); split the input at that point"
                 )
-        with torch.inference_mode():
-            return self._restore(frames)
-
-    def _restore(self, frames: Sequence[Frame]) -> list[Frame]:
         n = len(frames)
-        with self.clocks["upload"].busy(n):
-            rgb = self.to_rgb(frames)
-        new_scene, still = [False] * n, [False] * n
-        if "analyse" in self.clocks:
-            with self.clocks["analyse"].busy(n):
-                new_scene = self._cuts.update(rgb) if self._cuts is not None else new_scene
-                still = self._still.update(rgb) if self._still is not None else still
-        run = [k for k in range(n) if not still[k]]
-        restored: torch.Tensor | None = None
-        if run:
+        with torch.inference_mode():
+            with self.clocks["upload"].busy(n):
+                rgb = self.to_rgb(frames)
+            new_scene, still = [False] * n, [False] * n
+            if self._analyse:
+                with self.clocks["analyse"].busy(n):
+                    new_scene = self._cuts.update(rgb) if self._cuts is not None else new_scene
+                    still = self._still.update(rgb) if self._still is not None else still
+            run = [k for k in range(n) if not still[k]]
+            if not run:
+                return PreparedBatch(frames=frames, model_input=None, new_scene=[], still=still)
             x = rgb if len(run) == n else rgb[run]
             scenes = [new_scene[k] for k in run]
             if self._denoise is not None:
                 with self.clocks["denoise"].busy(len(run)):
                     x = self._denoise(x, scenes)
-            with self.clocks["model"].busy(len(run)):
-                restored = self.restore_rgb(x)
-                self._sync()
-            if self._temporal is not None:
-                with self.clocks["temporal"].busy(len(run)):
-                    restored = self._temporal(x, restored, scenes)
+        return PreparedBatch(frames=frames, model_input=x, new_scene=scenes, still=still)
+
+    def finish(self, batch: PreparedBatch, restored: torch.Tensor | None) -> list[Frame]:
+        """The steps after the model: [temporal smoothing], [still-frame reuse], download.
+
+        ``restored`` is the model's output for ``batch.model_input`` at the output size (None when
+        there was none to run)."""
+        with torch.inference_mode():
+            if restored is not None and self._temporal is not None:
+                assert batch.model_input is not None
+                with self.clocks["temporal"].busy(batch.model_frames):
+                    restored = self._temporal(batch.model_input, restored, batch.new_scene)
                     self._sync()
-        if self._still is not None:
-            restored = self._with_reused(restored, still)
-        assert restored is not None
-        with self.clocks["download"].busy(n):
-            return self.to_frames(frames, restored)
+            if self._still is not None:
+                restored = self._with_reused(restored, batch.still)
+            assert restored is not None
+            with self.clocks["download"].busy(len(batch.frames)):
+                return self.to_frames(batch.frames, restored)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

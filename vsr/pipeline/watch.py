@@ -14,6 +14,10 @@ size go through the model in one call, whichever feed they come from (each feed'
 conversion before and after). Outputs keep each feed's own timestamps, as `vsr upscale` writes
 them.
 
+The optional Restore steps (still-frame reuse, temporal smoothing, denoise) are per camera, and
+so is their state: each feed has its own `RestoreStage` on the shared backend, forgotten when the
+feed reconnects (`vsr.pipeline.watch_restore`).
+
 Feeds are independent: a camera whose reconnect attempts run out (at the start or mid-run), a
 file that ends or cannot be opened, an output that cannot be written ends that feed alone (its output finished, or kept under its partial
 name after an error) while the others go on. Only a failure of the shared model stops every
@@ -30,20 +34,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-from vsr.backends import Backend, BackendOptions, create_backend, resolve_device, resolve_precision
-from vsr.errors import Cancelled, InputError, VsrError
+from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
+from vsr.errors import Cancelled, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
+from vsr.pipeline.live import discontinuity
 from vsr.pipeline.plan import check_paths, resolve_model
-from vsr.pipeline.restore import RestoreStage
 from vsr.pipeline.runner import yield_cpu_to_the_model
-from vsr.pipeline.stats import StageClock
 from vsr.pipeline.watch_config import WatchConfig
 from vsr.pipeline.watch_feed import Feed
 from vsr.pipeline.watch_report import WatchSummary
+from vsr.pipeline.watch_restore import CrossFeedRestore, camera_steps, load_denoisers
 
 __all__ = ["WatchRun"]
 
@@ -73,17 +75,14 @@ class WatchRun:
         self.precision = resolve_precision(options.precision, self.device, self.model.descriptor)
         self.backend_name = options.backend
         self.batch = options.batch
+        self.denoisers = load_denoisers(config.cameras)
         self.feeds = [Feed(camera) for camera in config.cameras]
         self._stop = threading.Event()
         self._arrived = threading.Event()  # a Source queued something (or a feed ended)
         self._error: BaseException | None = None
         self._interrupted = self._cancelled = False
-        self.clocks = {name: StageClock(name) for name in ("upload", "model", "download")}
-        self.model_calls = 0
-        self.cross_feed_calls = 0  # model calls with frames of more than one feed
         self._turn = 0
-        self._backend: Backend | None = None  # made by `run`
-        self._stages: dict[Feed, RestoreStage] = {}  # (Restore thread) made at a feed's first frame
+        self._restorer: CrossFeedRestore | None = None  # made by `run`, with the backend
 
     def describe(self) -> list[str]:
         lines = [
@@ -92,12 +91,17 @@ class WatchRun:
             f"batch {self.batch} across {len(self.feeds)} feeds",
         ]
         for feed in self.feeds:
-            segment = feed.camera.options.segment
+            options = feed.camera.options
+            segment, steps = options.segment, camera_steps(feed.camera)
             lines.append(
                 f"camera {feed.name}: {redact(feed.camera.url)} -> {feed.camera.output}"
                 + (f" (segments of {segment:g} s)" if segment is not None else "")
                 + " (size from its first frame)"
+                + (f"; {', '.join(steps)}" if steps else "")
             )
+        for name, denoiser in self.denoisers.items():
+            shown = f" ({name})" if name != denoiser.descriptor.name else ""
+            lines.append(f"denoiser:  {denoiser.descriptor.summary()}{shown}")
         lines += [f"note:      {n}" for n in self.notes]
         return lines
 
@@ -190,7 +194,8 @@ class WatchRun:
             if not taken and not ended:
                 self._arrived.wait(_POLL_S)
                 continue
-            self._restore(taken)
+            assert self._restorer is not None
+            self._restorer.restore(taken)
             for feed in ended:
                 self._put(feed.restored, _END, feed)
 
@@ -218,64 +223,19 @@ class WatchRun:
                     ended.append(feed)
                     waiting.remove(feed)
                 elif feed.is_live and feed.control.is_late(item, newer_waiting=not feed.frames.empty()):
+                    feed.reset_pending |= discontinuity(item)  # the new connection starts at the next
                     continue
                 else:
+                    if feed.reset_pending:
+                        item.extra["discontinuity"] = True
+                        feed.reset_pending = False
                     taken.append((feed, item))
         return taken, ended
 
-    def _restore(self, taken: list[tuple[Feed, Frame]]) -> None:
-        # frames of one input and output size share a model call; a feed has one size
-        groups: dict[tuple[tuple[int, int], tuple[int, int]], dict[Feed, list[Frame]]] = {}
-        for feed, frame in taken:
-            assert feed.plan is not None  # planned before its first frame was queued
-            config = feed.plan.restore
-            if (frame.width, frame.height) != config.input_size or frame.pix_fmt != config.input_pix_fmt:
-                feed.fail(
-                    InputError(
-                        f"frame {frame.index} changed to {frame.width}x{frame.height} {frame.pix_fmt} "
-                        f"mid-stream (the feed started as {config.input_size[0]}x{config.input_size[1]} "
-                        f"{config.input_pix_fmt}); split the input at that point"
-                    )
-                )
-                continue
-            groups.setdefault((config.input_size, config.output_size), {}).setdefault(feed, []).append(frame)
-        for parts in groups.values():
-            live = {feed: frames for feed, frames in parts.items() if not feed.dead.is_set()}
-            if live:
-                self._restore_group(live)
-
-    def _restore_group(self, parts: dict[Feed, list[Frame]]) -> None:
-        started = time.perf_counter()
-        work = [(feed, self._stage(feed), frames) for feed, frames in parts.items()]
-        total = sum(len(frames) for frames in parts.values())
-        with torch.inference_mode():
-            with self.clocks["upload"].busy(total):
-                rgb = [stage.to_rgb(frames) for _, stage, frames in work]
-            with self.clocks["model"].busy(total):
-                # one call for every feed: the stages share the backend, sizes and tiling
-                restored = work[0][1].restore_rgb(rgb[0] if len(rgb) == 1 else torch.cat(rgb))
-                if restored.device.type == "cuda":
-                    torch.cuda.synchronize(restored.device)  # so the clocks split device time honestly
-            self.model_calls += 1
-            self.cross_feed_calls += int(len(work) > 1)
-            outputs, offset = [], 0
-            with self.clocks["download"].busy(total):
-                for feed, stage, frames in work:
-                    outputs.append((feed, stage.to_frames(frames, restored[offset : offset + len(frames)])))
-                    offset += len(frames)
-        elapsed = time.perf_counter() - started
-        for feed, done in outputs:
-            feed.control.restored(elapsed, len(done))
-            for frame in done:
-                if not self._put(feed.restored, frame, feed):
-                    break
-
-    def _stage(self, feed: Feed) -> RestoreStage:
-        stage = self._stages.get(feed)
-        if stage is None:
-            assert feed.plan is not None and self._backend is not None
-            stage = self._stages[feed] = RestoreStage(self._backend, self.model.descriptor, feed.plan.restore)
-        return stage
+    def _deliver(self, feed: Feed, frames: list[Frame]) -> None:
+        for frame in frames:
+            if not self._put(feed.restored, frame, feed):
+                return
 
     def _open_sink(self, feed: Feed) -> FileSink | SegmentSink | None:
         """The feed's output, made at its first item: a camera that never comes up has none."""
@@ -321,9 +281,10 @@ class WatchRun:
 
     def run(self) -> WatchSummary:
         # made before any feed is open: a model or device that cannot run stops the run at once
-        self._backend = create_backend(
+        backend = create_backend(
             self.backend_name, self.model, BackendOptions(device=self.device, precision=self.precision)
         )
+        self._restorer = CrossFeedRestore(backend, self.model.descriptor, self.denoisers, self._deliver)
         started = time.perf_counter()
         threads = [threading.Thread(target=self._guarded_restore, name="vsr-restore", daemon=True)]
         for feed in self.feeds:
@@ -367,6 +328,8 @@ class WatchRun:
         return self._error
 
     def _summary(self, wall: float) -> WatchSummary:
+        restorer = self._restorer
+        assert restorer is not None
         return WatchSummary(
             config=str(self.config.path),
             feeds=[feed.report() for feed in self.feeds],
@@ -376,10 +339,10 @@ class WatchRun:
             precision=self.precision,
             batch=self.batch,
             wall_s=round(wall, 3),
-            model_calls=self.model_calls,
-            cross_feed_calls=self.cross_feed_calls,
-            frames_restored=self.clocks["model"].frames,
-            restore_steps=[clock.stats(wall) for clock in self.clocks.values()],
+            model_calls=restorer.model_calls,
+            cross_feed_calls=restorer.cross_feed_calls,
+            frames_restored=restorer.clocks["model"].frames,
+            restore_steps=restorer.steps(wall),
             interrupted=self._interrupted,
             notes=list(self.notes),
         )

@@ -1,10 +1,12 @@
 """The ``cameras.toml`` of `vsr watch`: the shared model settings and one ``[[camera]]`` per feed.
 
 Top-level keys are the run's (one model on one device for every feed); each ``[[camera]]``
-table is a feed with its own input, output and reconnect policy. Every error is one line that
-names the file, the camera and the key. Relative paths (``url`` when it is a file, ``output``)
-are relative to the folder of the TOML file, so a config runs the same from any directory.
-See ``configs/cameras.example.toml``.
+table is a feed with its own input, output and reconnect policy. The optional Restore steps
+(``reuse_still``, ``temporal``, ``temporal_strength``, ``denoise``, ``denoiser``) may be set at
+the top level, as every camera's default, and in a camera's table, for that camera. Every error
+is one line that names the file, the camera and the key. Relative paths (``url`` when it is a
+file, ``output``, ``denoiser`` when that file exists) are relative to the folder of the TOML
+file, so a config runs the same from any directory. See ``configs/cameras.example.toml``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from vsr.errors import ConfigError
 from vsr.media.containers import container_for
 from vsr.media.live_input import live_kind, redact
 from vsr.media.segments import parse_duration
+from vsr.pipeline.denoise_pass import denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions, read_toml
 
 __all__ = ["CameraConfig", "WatchConfig", "load_watch_config"]
@@ -51,10 +54,10 @@ def _seconds(*, zero: bool = False, high: float | None = None) -> _Check:
 
 def _text(*choices: str) -> _Check:
     def check(v: object) -> str | None:
+        if choices and (not isinstance(v, str) or v not in choices):
+            return f"must be one of {', '.join(choices)}"
         if not isinstance(v, str) or not v.strip():
             return "must be a non-empty string"
-        if choices and v not in choices:
-            return f"must be one of {', '.join(choices)}"
         return None
 
     return check
@@ -68,6 +71,22 @@ def _duration(v: object) -> str | None:
     except ConfigError:
         return "must be a positive duration such as 10m, 30s, 1h or a number of seconds"
     return None
+
+
+def _boolean(v: object) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _strength(v: object) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+        return "must be a number in 0..1"
+    return None
+
+
+def _denoise(v: object) -> str | None:
+    if v in ("off", "auto") or (not isinstance(v, bool) and isinstance(v, int | float) and 0 < v <= 255):
+        return None
+    return 'must be "off", "auto" or a noise sigma in (0, 255] (0..255 scale)'
 
 
 # the run's keys -> UpscaleOptions fields of the same name
@@ -93,6 +112,14 @@ _CAMERA_KEYS: dict[str, _Check] = {
     "open_timeout": _seconds(),
     "rtsp_transport": _text("tcp", "udp"),
 }
+# the optional Restore steps, per camera: top-level values are every camera's defaults
+_RESTORE_KEYS: dict[str, _Check] = {
+    "reuse_still": _boolean,  # default: on for live inputs, off for files (as `vsr upscale`)
+    "temporal": _text("off", "on"),
+    "temporal_strength": _strength,
+    "denoise": _denoise,
+    "denoiser": _text(),  # default: the built-in denoiser
+}
 _REQUIRED = ("name", "url", "output")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -104,7 +131,9 @@ class CameraConfig:
     name: str
     url: str  # a live URL as written, or a file path made absolute
     output: Path
-    options: UpscaleOptions  # the run's settings with this camera's reconnect/timeout/segment
+    # the run's settings with this camera's reconnect/timeout/segment and Restore steps; its
+    # reuse_still is resolved, its denoiser the checkpoint or built-in name to load (denoise on)
+    options: UpscaleOptions
 
     @property
     def is_live(self) -> bool:
@@ -123,13 +152,14 @@ def load_watch_config(path: str | Path, *, overwrite: bool = False) -> WatchConf
     path = Path(path)
     data = read_toml(path)
     cameras = data.pop("camera", None)
-    _check_keys(path, "", data, _RUN_KEYS)
+    _check_keys(path, "", data, _RUN_KEYS | _RESTORE_KEYS)
+    defaults = {key: data.pop(key) for key in _RESTORE_KEYS if key in data}  # applied per camera
     # the torch backend takes any frame size and batch; an engine is built for given shapes
     options = _options(path, "", UpscaleOptions(backend="torch", overwrite=overwrite), data)
     if not isinstance(cameras, list) or not cameras or not all(isinstance(c, dict) for c in cameras):
         raise ConfigError(f"{path}: needs at least one [[camera]] table (name, url, output)")
     folder = path.parent
-    parsed = [_camera(path, folder, n, table, options) for n, table in enumerate(cameras, 1)]
+    parsed = [_camera(path, folder, n, table, options, defaults) for n, table in enumerate(cameras, 1)]
     _check_unique(path, parsed)
     return WatchConfig(path=path, options=options, cameras=tuple(parsed))
 
@@ -158,11 +188,16 @@ def _options(path: Path, camera: str, base: UpscaleOptions, values: Mapping[str,
 
 
 def _camera(
-    path: Path, folder: Path, number: int, table: dict[str, object], run: UpscaleOptions
+    path: Path,
+    folder: Path,
+    number: int,
+    table: dict[str, object],
+    run: UpscaleOptions,
+    defaults: Mapping[str, object],
 ) -> CameraConfig:
     name = table.get("name")
     label = f"camera {name!r}" if isinstance(name, str) and name else f"camera #{number}"
-    _check_keys(path, label, table, _CAMERA_KEYS)
+    _check_keys(path, label, table, _CAMERA_KEYS | _RESTORE_KEYS)
     for key in _REQUIRED:
         if key not in table:
             raise ConfigError(f"{path}: {label}: missing key {key!r} (every camera needs name, url, output)")
@@ -179,10 +214,36 @@ def _camera(
         container_for(output)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {label}: output {exc}") from None
-    own = {k: v for k, v in table.items() if k not in _REQUIRED}
+    own = {k: v for k, v in table.items() if k not in _REQUIRED and k not in _RESTORE_KEYS}
     if "segment" in own:
         own["segment"] = parse_duration(own["segment"])  # type: ignore[arg-type]
+    own |= _restore_steps(f"{path}: {label}: ", folder, defaults, table, live=live_kind(url) is not None)
     return CameraConfig(name=name, url=url, output=output, options=_options(path, label, run, own))
+
+
+def _restore_steps(
+    where: str, folder: Path, defaults: Mapping[str, object], table: Mapping[str, object], *, live: bool
+) -> dict[str, object]:
+    """A camera's Restore steps as `UpscaleOptions` fields: its own keys over the run's defaults."""
+    steps = {**defaults, **{k: v for k, v in table.items() if k in _RESTORE_KEYS}}
+    steps.setdefault("reuse_still", live)  # a camera's unchanged frames skip the model; a file's run
+    denoiser = steps.pop("denoiser", None)
+    if steps.get("denoise", "off") == "off":
+        if "denoiser" in table:  # a top-level denoiser is a default for the cameras that denoise
+            raise ConfigError(f'{where}denoiser is given but denoise is off; set denoise = "auto" or a sigma')
+        return steps
+    given = None
+    if denoiser is not None:
+        relative = folder / Path(str(denoiser)).expanduser()
+        given = str(relative) if relative.exists() else str(denoiser)  # else a built-in name
+    try:
+        steps["denoiser"] = denoiser_to_load(given)
+    except ConfigError:
+        raise ConfigError(
+            f"{where}denoise = {steps['denoise']!r} needs a denoiser and this install ships none; "
+            'set denoiser = "CHECKPOINT" (an FFDNet-style model)'
+        ) from None
+    return steps
 
 
 def _check_unique(path: Path, cameras: list[CameraConfig]) -> None:

@@ -4,11 +4,14 @@ A `Feed` exists from the start of the run; `Feed.open` (on the feed's own Source
 its input and plans it as `vsr upscale` would, with the run's shared model. A live input is
 connected with its own reconnect policy: a camera that is down at the start is retried while
 the others record, and is planned from its first frame when it comes up (``plan`` is None until
-then). `Feed.fail` ends this feed alone (`vsr.pipeline.watch`).
+then). Its `RestoreStage` (made by the Restore thread at its first frame, on the run's shared
+backend) holds the feed's own state of the optional Restore steps. `Feed.fail` ends this feed
+alone (`vsr.pipeline.watch`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -23,6 +26,7 @@ from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, open_source
 from vsr.pipeline.plan import RunPlan, make_plan
+from vsr.pipeline.restore import RestoreStage
 from vsr.pipeline.watch_config import CameraConfig
 from vsr.pipeline.watch_report import FeedReport
 
@@ -54,6 +58,9 @@ class Feed:
         self.error: BaseException | None = None
         self.frames_in = self.frames_out = 0
         self.restore_done = False  # (Restore thread only) its end marker went to the Sink
+        # (Restore thread only) this feed's stage: its still-frame reference, scene state, ...
+        self.stage: RestoreStage | None = None
+        self.reset_pending = False  # (Restore thread only) a new connection's first frame was dropped
         self.sink: FileSink | SegmentSink | None = None
         self.output: Path | None = None
         self.completed = False
@@ -145,7 +152,7 @@ class Feed:
             connections = source.connections
         else:
             connections = 1 if source is not None else 0
-        sink, plan = self.sink, self.plan
+        sink, plan, stage = self.sink, self.plan, self.stage
         return FeedReport(
             name=self.name,
             input=redact(self.camera.url),
@@ -158,6 +165,7 @@ class Feed:
             gave_up=gave_up,
             frames_in=self.frames_in,
             frames_out=self.frames_out,
+            frames_reused=stage.frames_reused if stage is not None else 0,
             frames_dropped=self.control.dropped,
             dropped_queue_full=self.control.dropped_full,
             dropped_late=self.control.dropped_late,
@@ -170,6 +178,7 @@ class Feed:
             output_size=plan.restore.output_size if plan is not None else None,
             events=self.events.events(),
             notes=(list(plan.notes) if plan is not None else [])
+            + (stage.run_notes() if stage is not None else [])
             + (source.run_notes() if source is not None else [])
             + (list(sink.notes) if sink is not None else []),
         )
@@ -179,7 +188,11 @@ def _plan(camera: CameraConfig, source: FileSource | LiveSource, model: LoadedMo
     """``camera``'s plan from its first frame (``source.info``); a live input's audio that its
     output cannot carry is dropped with a note, as `vsr upscale` does."""
     options = camera.options
-    plan = make_plan(source.info, options, model)
+    # the denoiser is loaded once for every feed (`WatchRun`), not once per plan
+    plan = make_plan(source.info, dataclasses.replace(options, denoise="off", denoiser=None), model)
+    if options.denoise_level is not None:
+        restore = dataclasses.replace(plan.restore, denoise=options.denoise_level)
+        plan = dataclasses.replace(plan, restore=restore)
     suffix = camera.output.suffix
     if isinstance(source, LiveSource) and source.passthrough:
         bad = incompatible_streams(suffix, source.passthrough)

@@ -23,6 +23,7 @@ class FeedReport:
     gave_up: bool  # its reconnect attempts ran out: at the start (nothing written) or mid-run
     frames_in: int
     frames_out: int
+    frames_reused: int  # still frames that took the feed's previous output instead of the model's
     frames_dropped: int
     dropped_queue_full: int
     dropped_late: int
@@ -50,7 +51,8 @@ class WatchSummary:
     model_calls: int
     cross_feed_calls: int  # model calls that had frames of more than one feed
     frames_restored: int
-    restore_steps: list[StageStats]  # upload (+ colour), model, download: the shared Restore thread
+    # the shared Restore thread: upload (+ colour), [analyse, denoise], model, [temporal], download
+    restore_steps: list[StageStats]
     interrupted: bool  # ended by Ctrl-C / SIGTERM (every output finished)
     notes: list[str] = field(default_factory=list)
 
