@@ -13,7 +13,7 @@ from vsr.media.frame import Frame
 from vsr.media.live import EventLog
 from vsr.media.live_input import live_kind, redact
 from vsr.media.timestamps import RebasingClock
-from vsr.pipeline.live import LiveControl
+from vsr.pipeline.live import LiveControl, discontinuity
 
 
 def test_live_inputs_are_recognised_and_passwords_kept_out_of_messages() -> None:
@@ -53,6 +53,35 @@ def test_the_full_live_queue_drops_its_oldest_frame_and_counts_it() -> None:
     assert control.is_late(old) and not control.is_late(_frame(10)) and control.dropped_late == 1
     control.finish()
     assert control.events.counts["dropped"] == 1  # one report for the burst
+
+
+def test_a_dropped_new_connection_mark_passes_to_the_next_frame_kept() -> None:
+    # Restore forgets the old connection's state at a frame marked `discontinuity`: a drop must
+    # not lose the mark, or the first frames after a reconnect blend with the old scene
+    control = LiveControl(0.5, EventLog())
+    stale = time.monotonic() - 0.6
+    first = _frame(0, produced_at=stale)
+    first.extra["discontinuity"] = True
+    second, third = _frame(1, produced_at=stale), _frame(2)
+    assert control.is_late(first) and control.is_late(second)  # both too old: dropped
+    assert not discontinuity(second)  # a dropped frame is not marked
+    assert not control.is_late(third) and discontinuity(third)  # the first one kept is
+    fourth = _frame(3)
+    assert not control.is_late(fourth) and not discontinuity(fourth)  # and only that one
+
+    q: queue.Queue[object] = queue.Queue(maxsize=2)
+    frames = [_frame(i) for i in range(10, 14)]
+    frames[0].extra["discontinuity"] = True
+    for frame in frames[:3]:  # 10 (marked) and 11 fill the queue; 12 pushes 10 out
+        control.put_newest(q, frame)
+    assert [discontinuity(f) for f in frames[1:3]] == [True, False]  # 11, now first, has the mark
+    q.get_nowait(), q.get_nowait()
+    lone = queue.Queue(maxsize=1)
+    frames[2].extra["discontinuity"] = True
+    control.put_newest(lone, frames[2])
+    control.put_newest(lone, frames[3])  # the marked frame was the only one: the new one inherits
+    assert lone.get_nowait() is frames[3] and discontinuity(frames[3])
+    assert control.dropped_full == 2 and control.dropped_late == 2
 
 
 def _frame(index: int, produced_at: float | None = None) -> Frame:

@@ -49,13 +49,19 @@ class LiveControl:
         self._latency_max = 0.0
         self._latency_count = 0
         self._restore_s = 0.0  # recent Restore time per frame (exponential average)
+        # a new connection's first frame was dropped as late: the next frame kept starts it instead
+        self._new_connection_dropped = False
 
     @property
     def dropped(self) -> int:
         return self.dropped_full + self.dropped_late
 
     def put_newest(self, q: queue.Queue[Any], item: object) -> None:
-        """Put without ever waiting: when the queue is full its oldest frame makes room."""
+        """Put without ever waiting: when the queue is full its oldest frame makes room.
+
+        A dropped frame that began a new connection (`discontinuity`) hands its mark on to the
+        frame behind it, so the Restore stage still forgets the old connection's state in time.
+        """
         while True:
             try:
                 q.put_nowait(item)
@@ -67,6 +73,11 @@ class LiveControl:
             except queue.Empty:
                 continue  # the consumer just made room
             if isinstance(old, Frame):
+                if discontinuity(old):
+                    with q.mutex:  # the consumer cannot take the next frame while it is marked
+                        heir = q.queue[0] if q.queue else item
+                        if isinstance(heir, Frame):
+                            heir.extra["discontinuity"] = True
                 with self._lock:
                     self.dropped_full += 1
                 self._count_drop()
@@ -81,11 +92,18 @@ class LiveControl:
 
     def is_late(self, frame: Frame, *, newer_waiting: bool = True) -> bool:
         """True (and counted) when ``frame`` cannot be restored within ``max_latency_s`` of its
-        arrival and a newer frame is waiting to be restored instead."""
-        if not newer_waiting:
+        arrival and a newer frame is waiting to be restored instead: the caller drops it.
+
+        Call it from one thread (the Restore stage) for every frame, in order: when a dropped
+        frame began a new connection, the next frame it keeps is marked as beginning it instead.
+        """
+        late = newer_waiting and time.monotonic() - frame.produced_at + self._restore_s > self.max_latency_s
+        if not late:
+            if self._new_connection_dropped:
+                frame.extra["discontinuity"] = True
+                self._new_connection_dropped = False
             return False
-        if time.monotonic() - frame.produced_at + self._restore_s <= self.max_latency_s:
-            return False
+        self._new_connection_dropped |= discontinuity(frame)
         with self._lock:
             self.dropped_late += 1
         self._count_drop()

@@ -39,7 +39,6 @@ from vsr.errors import Cancelled, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
-from vsr.pipeline.live import discontinuity
 from vsr.pipeline.plan import check_paths, resolve_model
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.watch_config import WatchConfig
@@ -222,13 +221,7 @@ class WatchRun:
                     feed.restore_done = True
                     ended.append(feed)
                     waiting.remove(feed)
-                elif feed.is_live and feed.control.is_late(item, newer_waiting=not feed.frames.empty()):
-                    feed.reset_pending |= discontinuity(item)  # the new connection starts at the next
-                    continue
-                else:
-                    if feed.reset_pending:
-                        item.extra["discontinuity"] = True
-                        feed.reset_pending = False
+                elif not (feed.is_live and feed.control.is_late(item, newer_waiting=not feed.frames.empty())):
                     taken.append((feed, item))
         return taken, ended
 

@@ -60,7 +60,6 @@ class Feed:
         self.restore_done = False  # (Restore thread only) its end marker went to the Sink
         # (Restore thread only) this feed's stage: its still-frame reference, scene state, ...
         self.stage: RestoreStage | None = None
-        self.reset_pending = False  # (Restore thread only) a new connection's first frame was dropped
         self.sink: FileSink | SegmentSink | None = None
         self.output: Path | None = None
         self.completed = False
