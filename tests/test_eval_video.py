@@ -4,6 +4,7 @@ Restore configuration; the degraded input (noise, H.264) and the flicker crops."
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -156,6 +157,23 @@ def test_denoise_rows_run_the_denoiser_at_the_estimated_sigma(shared_data: Path,
     # one scene, one estimate: of the noise --noise added (the bicubic LR of foreman is smooth)
     estimate = float(note.split("noise sigma ")[1].split(" ")[0])
     assert estimate == pytest.approx(20.0, rel=0.2)
+
+
+def test_each_row_reports_its_restore_time_without_the_warm_up_frame(shared_data: Path) -> None:
+    clip = _foreman(shared_data)
+    args = [str(clip), "-s", "2", "--noise", "15", "--denoise", "off", "--denoise", "25"]
+    report = _eval_json(*args, "--frames", "3")
+    off, on = report["configurations"]
+    # the built-in denoiser (~325 kFLOP a pixel) costs far more than the bicubic x2 "model"
+    assert 0 < 5 * off["restore_ms_per_frame"] < on["restore_ms_per_frame"] < 60_000
+    table = runner.invoke(app, ["eval", *args, "--frames", "3"]).stdout
+    row = next(line for line in table.splitlines() if line.startswith("| temporal off, denoise 25 |"))
+    assert "| Restore ms/frame |" in table
+    cell = row.split("|")[-2].strip()  # this run's own time: the same order, not the same figure
+    assert re.fullmatch(r"\d+\.\d", cell) and float(cell) > 5 * off["restore_ms_per_frame"], row
+    # one frame is only the warm-up: no time to report
+    [alone, _] = _eval_json(*args, "--frames", "1")["configurations"]
+    assert alone["restore_ms_per_frame"] is None
 
 
 def test_h264_round_trip_keeps_every_frame_in_order_and_costs_quality_by_bitrate() -> None:

@@ -45,6 +45,8 @@ class ClipResult:
     denoise: float | str | None  # None: off; "auto" or a sigma
     frames: tuple[ImageResult, ...]
     flicker: FlickerScores | None  # None for a one-frame clip
+    # the Restore stage's wall time per frame, the first frame (warm-up) left out; None for one frame
+    restore_ms: float | None = None
 
     def _mean(self, field: str) -> float:
         return math.fsum(getattr(r, field) for r in self.frames) / len(self.frames)
@@ -71,6 +73,7 @@ class ClipResult:
             "psnr_y": _num(self.psnr_y),
             "ssim_y": self.ssim_y,
             "psnr_rgb": _num(self.psnr_rgb),
+            "restore_ms_per_frame": self.restore_ms,
             "flicker": None
             if f is None
             else {
@@ -158,18 +161,24 @@ def _flicker_cells(f: FlickerScores | None) -> tuple[str, str, str]:
     return f"{f.output:.3f}", f"{f.ground_truth:.3f}", f"{f.ratio:.2f}"
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def clip_markdown(report: ClipReport) -> str:
     lines = [
         f"{report.clip}: {_frames(report.frame_count)} {report.width}x{report.height}, {report.model} "
         f"x{report.scale}; input: {report.degradation}",
         "",
-        "| configuration | PSNR-Y (dB) | SSIM-Y | PSNR-RGB (dB) | warping error | truth's | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| configuration | PSNR-Y (dB) | SSIM-Y | PSNR-RGB (dB) | warping error | truth's | ratio "
+        "| Restore ms/frame |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.rows:
         out, truth, ratio = _flicker_cells(r.flicker)
         lines.append(
-            f"| {r.config} | {r.psnr_y:.2f} | {r.ssim_y:.4f} | {r.psnr_rgb:.2f} | {out} | {truth} | {ratio} |"
+            f"| {r.config} | {r.psnr_y:.2f} | {r.ssim_y:.4f} | {r.psnr_rgb:.2f} | {out} | {truth} | {ratio} "
+            f"| {_ms(r.restore_ms)} |"
         )
     lines += [""] + [f"note: {n}" for n in report.notes] if report.notes else []
     if report.crops is not None:
@@ -189,12 +198,13 @@ def clip_csv(report: ClipReport) -> str:
         [
             *("config", "frames", "width", "height", "psnr_y", "ssim_y", "psnr_rgb"),
             *("warping_error", "warping_error_truth", "warping_error_ratio", "valid_fraction"),
+            "restore_ms_per_frame",
         ]
     )
     for r in report.rows:
         f = r.flicker
         flick = ("", "", "", "") if f is None else (f.output, f.ground_truth, f.ratio, f.valid_fraction)
-        scores = (r.psnr_y, r.ssim_y, r.psnr_rgb, *flick)
+        scores = (r.psnr_y, r.ssim_y, r.psnr_rgb, *flick, "" if r.restore_ms is None else r.restore_ms)
         # full precision: a CSV is read by programs, which round for themselves
         cells = [x if isinstance(x, str) else repr(x) for x in scores]
         writer.writerow([r.config, report.frame_count, report.width, report.height, *cells])
@@ -212,7 +222,9 @@ def clip_mean_line(report: ClipReport) -> str:
             if f is None
             else f", warping error {f.output:.3f} (truth {f.ground_truth:.3f}, x{f.ratio:.2f})"
         )
+        timing = "" if r.restore_ms is None else f", Restore {r.restore_ms:.1f} ms/frame"
         lines.append(
-            f"{head}, {r.config}: PSNR-Y {r.psnr_y:.2f} dB, SSIM-Y {r.ssim_y:.4f}, PSNR-RGB {r.psnr_rgb:.2f} dB{flick}"
+            f"{head}, {r.config}: PSNR-Y {r.psnr_y:.2f} dB, SSIM-Y {r.ssim_y:.4f}, "
+            f"PSNR-RGB {r.psnr_rgb:.2f} dB{flick}{timing}"
         )
     return "\n".join(lines)

@@ -7,7 +7,9 @@ H.264-compressed: `vsr.quality.clip_degrade`). The LR frames go, in order and on
 one `RestoreStage` per configuration (`ClipConfig`: ``--temporal``, ``--temporal-strength``,
 ``--denoise`` as `vsr upscale` takes them), rgb24 in and out, so what is scored is what `vsr upscale`
 makes of the same frames. Each configuration gets the image protocol's scores, averaged over the
-frames, and the clip's flicker (`vsr.quality.flicker`); ``crops`` writes `vsr.quality.flicker_crops`.
+frames, the clip's flicker (`vsr.quality.flicker`) and the Restore stage's wall time per frame (the
+stages take each frame in turn, so a change of load hits every row alike; the first frame, which
+warms the kernels up, is not timed); ``crops`` writes `vsr.quality.flicker_crops`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -186,6 +189,8 @@ class _Scorer:
             for c in configs
         ]
         self.rows: list[list[ImageResult]] = [[] for _ in configs]
+        self.restore_s = [0.0] * len(configs)  # wall time in each stage, every frame but the first
+        self.timed_frames = 0
         self.meter = FlickerMeter(len(configs))
         # the crops show where the first configuration with temporal smoothing removes the most
         # flicker from the first one without; with no such pair, where the first one flickers most
@@ -196,7 +201,13 @@ class _Scorer:
 
     def __call__(self, index: int, hr: NDArray[np.uint8], lr: NDArray[np.uint8]) -> None:
         frame = _rgb_frame(index, lr)
-        outputs = [stage([frame])[0].planes[0] for stage in self.stages]
+        outputs = []
+        for k, stage in enumerate(self.stages):  # interleaved per frame: a change of load hits all alike
+            started = time.perf_counter()
+            outputs.append(stage([frame])[0].planes[0])
+            if self.rows[0]:  # the first frame warms the kernels up and is not timed
+                self.restore_s[k] += time.perf_counter() - started
+        self.timed_frames += bool(self.rows[0])
         h, w = hr.shape[:2]
         for rows, out in zip(self.rows, outputs, strict=True):
             s = score(out, hr, scale=self.scale)
@@ -284,8 +295,11 @@ def evaluate_clip(
             denoise=c.denoise,
             frames=tuple(r),
             flicker=f,
+            restore_ms=round(1000 * seconds / scorer.timed_frames, 1) if scorer.timed_frames else None,
         )
-        for label, c, r, f in zip(labels, configs, scorer.rows, flicker, strict=True)
+        for label, c, r, f, seconds in zip(
+            labels, configs, scorer.rows, flicker, scorer.restore_s, strict=True
+        )
     )
     notes = [f"{label}: {n}" for label, st in zip(labels, scorer.stages, strict=True) for n in st.run_notes()]
     crops_info = None
