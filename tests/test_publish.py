@@ -27,6 +27,8 @@ from vsr.media.frame import Frame
 from vsr.media.hls import HlsSink
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.publish import RtspSink
+from vsr.media.segments import SegmentSink
+from vsr.media.sink import FileSink
 
 from clips import moving_planes, write_clip
 from rtsp_server import RtspServer, rtsp_unavailable
@@ -313,6 +315,35 @@ def test_live_hls_keeps_a_sliding_window_and_deletes_old_segments(tmp_path: Path
     assert "#EXT-X-MEDIA-SEQUENCE:8" in text
     on_disk = sorted(p.name for p in tmp_path.glob("*.ts"))
     assert "index-00000.ts" not in on_disk and len(on_disk) <= 3  # the list plus one, FFmpeg's margin
+
+
+@pytest.mark.parametrize("kind", ["file", "segments", "hls"])
+def test_every_sink_finishes_once_and_refuses_writes_after(tmp_path: Path, kind: str) -> None:
+    made = {
+        "file": lambda: FileSink(tmp_path / "out.mp4", _spec()),
+        "segments": lambda: SegmentSink(tmp_path / "out.mp4", _spec(), 1.0),
+        "hls": lambda: HlsSink(tmp_path / "out.m3u8", _spec(), segment_s=1.0),
+    }[kind]
+    with made() as sink:
+        for i in range(30):
+            sink.write_frame(_frame(i))
+    assert sink.frames_written == 30
+    with pytest.raises(
+        RuntimeError, match=f"^{type(sink).__name__} for {tmp_path}/out\\.(mp4|m3u8) is already closed$"
+    ):
+        sink.write_frame(_frame(30))
+    finished = sorted(p.name for p in tmp_path.iterdir())  # 30 frames at 25 fps: two 1 s pieces
+    if kind == "segments":  # timestamped names
+        assert len(finished) == 2 and all(n.startswith("out-") and n.endswith(".mp4") for n in finished)
+    else:
+        assert finished == {"file": ["out.mp4"], "hls": ["out-00000.ts", "out-00001.ts", "out.m3u8"]}[kind]
+    # an error inside the block aborts: what was written is kept under the in-progress name
+    with pytest.raises(KeyError), made() as again:
+        for i in range(10):
+            again.write_frame(_frame(i))
+        raise KeyError("stop")
+    if kind == "file":
+        assert _decoded_frames(tmp_path / "out.partial.mp4") == 10
 
 
 # -- live audio -------------------------------------------------------------------------------

@@ -29,8 +29,6 @@ import re
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import av
 import av.stream
@@ -39,8 +37,8 @@ from vsr.errors import ConfigError, OutputError
 from vsr.media.containers import check_output_path, container_for, incompatible_streams
 from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.frame import Frame
-from vsr.media.muxer import VideoMuxer
 from vsr.media.output_spec import VideoOutputSpec
+from vsr.media.sink_base import MuxedSink, start_muxer
 
 __all__ = ["DEFAULT_SEGMENT_S", "HlsSink"]
 
@@ -50,7 +48,7 @@ DEFAULT_SEGMENT_S = 4.0
 _LIVE_LIST_SIZE = 6
 
 
-class HlsSink:
+class HlsSink(MuxedSink):
     """Writes ``playlist`` (a ``.m3u8`` path) and its segments ``STEM-00000.ts``, ... beside it.
 
     The same calls as `FileSink`: `write_frame`, `write_packet`, `close`, `abort`.
@@ -98,30 +96,19 @@ class HlsSink:
             container = av.open(str(self.path), "w", format=kind.format, container_options=options)
         except av.FFmpegError as error:
             raise OutputError(f"cannot create {self.path}: {ffmpeg_reason(error)}") from None
-        try:
-            self._muxer = VideoMuxer(container, self.path.name, kind, spec, passthrough, self._write_failed)
-            if replaced:
-                self._muxer.note(replaced)
-            try:
-                container.start_encoding()
-            except (av.FFmpegError, ValueError) as error:
-                raise OutputError(f"cannot start writing {self.path}: {ffmpeg_reason(error)}") from None
-        except BaseException:
-            self._closed = True
-            try:
-                container.close()
-            except (av.FFmpegError, ValueError, OSError) as error:
-                log.warning("closing %s failed: %s", self.path, ffmpeg_reason(error))
-            self._remove_outputs()
-            raise
+        self._muxer = start_muxer(
+            container, self.path.name, kind, spec, passthrough,
+            on_write_error=self._write_failed,
+            on_start_error=lambda error, _: OutputError(
+                f"cannot start writing {self.path}: {ffmpeg_reason(error)}"
+            ),
+            notes=[replaced] if replaced else [],
+            undo=self._remove_outputs,
+        )  # fmt: skip
 
     @property
-    def notes(self) -> list[str]:
-        return self._muxer.notes
-
-    @property
-    def frames_written(self) -> int:
-        return self._muxer.frames_written
+    def label(self) -> str:
+        return str(self.path)
 
     @property
     def segments(self) -> list[Path]:
@@ -149,10 +136,6 @@ class HlsSink:
                 self._next_cut += self._segment_ticks
         self._muxer.write_frame(frame, keyframe=keyframe)
 
-    def write_packet(self, packet: av.Packet) -> None:
-        self._check_open()
-        self._muxer.write_packet(packet)
-
     def close(self) -> Path:
         """Finish the last segment and end the playlist (``#EXT-X-ENDLIST``); return its path."""
         self._check_open()
@@ -169,19 +152,6 @@ class HlsSink:
             self._closed = True
             self._muxer.finish_after_failure()
         return self.path if self.path.exists() else None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._closed:
-            self.close() if exc_type is None else self.abort()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"HlsSink for {self.path} is already closed")
 
     def _remove_earlier_output(self) -> str | None:
         """Delete the playlist and segment files of an earlier output here; say what went."""

@@ -22,14 +22,10 @@ reconnects (a camera that drops out) are handled, and do not interrupt the publi
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
-from types import TracebackType
-from typing import Self
 
 import av
 import av.stream
@@ -37,14 +33,12 @@ import av.stream
 from vsr.errors import ConfigError, OutputError
 from vsr.media.containers import RTSP_OUTPUT, incompatible_streams
 from vsr.media.ffmpeg_errors import ffmpeg_reason
-from vsr.media.frame import Frame
 from vsr.media.live_input import redact
-from vsr.media.muxer import VideoMuxer
 from vsr.media.output_spec import VideoOutputSpec
+from vsr.media.sink_base import MuxedSink, start_muxer
 
 __all__ = ["RtspSink", "check_publish_spec", "is_publish_url", "live_encoder_options"]
 
-log = logging.getLogger(__name__)
 
 _URL = re.compile(r"^rtsps?://[^/\s]+(/\S*)?$", re.IGNORECASE)
 _KEYFRAME_S = 2
@@ -72,7 +66,7 @@ def live_encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
     return {"tune": "zerolatency", "g": str(max(1, round(rate * _KEYFRAME_S)))}
 
 
-class RtspSink:
+class RtspSink(MuxedSink):
     """Publishes to ``url`` for as long as frames come; the same calls as `FileSink`."""
 
     def __init__(
@@ -107,40 +101,20 @@ class RtspSink:
             container = av.open(url, "w", format="rtsp", container_options=options)
         except av.FFmpegError as error:
             raise OutputError(f"cannot publish to {self.name}: {ffmpeg_reason(error)}") from None
-        try:
-            self._muxer = VideoMuxer(container, self.name, RTSP_OUTPUT, spec, passthrough, self._write_failed)
-            self._muxer.note(
-                f"published as H.264 (libx264 preset {spec.preset}, tune zerolatency, a keyframe every "
-                f"{_KEYFRAME_S} s); a dropped publish is not reconnected"
-            )
-            started = time.monotonic()
-            try:
-                container.start_encoding()  # connect, OPTIONS, ANNOUNCE, SETUP, RECORD
-            except (av.FFmpegError, ValueError, OSError) as error:
-                raise self._refused(error, time.monotonic() - started, open_timeout_s) from None
-        except BaseException:
-            self._closed = True
-            try:
-                container.close()
-            except (av.FFmpegError, ValueError, OSError) as error:
-                log.debug("closing the refused publish failed: %s", ffmpeg_reason(error))
-            raise
+        note = (
+            f"published as H.264 (libx264 preset {spec.preset}, tune zerolatency, a keyframe every "
+            f"{_KEYFRAME_S} s); a dropped publish is not reconnected"
+        )
+        self._muxer = start_muxer(
+            container, self.name, RTSP_OUTPUT, spec, passthrough,
+            on_write_error=self._write_failed,
+            on_start_error=lambda error, waited_s: self._refused(error, waited_s, open_timeout_s),
+            notes=[note],
+        )  # fmt: skip
 
     @property
-    def notes(self) -> list[str]:
-        return self._muxer.notes
-
-    @property
-    def frames_written(self) -> int:
-        return self._muxer.frames_written
-
-    def write_frame(self, frame: Frame) -> None:
-        self._check_open()
-        self._muxer.write_frame(frame)
-
-    def write_packet(self, packet: av.Packet) -> None:
-        self._check_open()
-        self._muxer.write_packet(packet)
+    def label(self) -> str:
+        return self.name
 
     def close(self) -> str:
         """Send what the encoder still holds and end the publish (TEARDOWN); return the URL."""
@@ -156,19 +130,6 @@ class RtspSink:
         if not self._closed:
             self._closed = True
             self._muxer.finish_after_failure()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._closed:
-            self.close() if exc_type is None else self.abort()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"RtspSink for {self.name} is already closed")
 
     def _refused(self, error: BaseException, waited_s: float, timeout_s: float) -> OutputError:
         # A reply that never comes is not reported as a timeout: FFmpeg's RTSP client logs

@@ -20,14 +20,13 @@ import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from vsr.errors import ConfigError, OutputError
 from vsr.media.containers import check_output_path, container_for
 from vsr.media.frame import Frame
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink import FileSink
+from vsr.media.sink_base import SinkBase
 
 __all__ = ["SegmentSink", "parse_duration"]
 
@@ -50,7 +49,7 @@ def parse_duration(text: str | float) -> float:
     return seconds
 
 
-class SegmentSink:
+class SegmentSink(SinkBase):
     """Writes ``path``'s segments; the same calls as `FileSink` (`write_frame`, `close`, `abort`)."""
 
     def __init__(self, path: str | Path, spec: VideoOutputSpec, duration_s: float) -> None:
@@ -73,9 +72,12 @@ class SegmentSink:
     def partial_path(self) -> Path | None:
         return self._current.partial_path if self._current is not None else None
 
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
     def write_frame(self, frame: Frame) -> None:
-        if self._closed:
-            raise RuntimeError(f"SegmentSink for {self.path} is already closed")
+        self._check_open()
         pts = round(Fraction(frame.pts) * frame.time_base / self.spec.time_base)
         if self._current is not None and pts - self._start_pts >= self._ticks:
             self._finish_current()
@@ -104,15 +106,6 @@ class SegmentSink:
         kept = self._current.abort()
         self._current = None
         return kept
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._closed:
-            self.close() if exc_type is None else self.abort()
 
     def _finish_current(self) -> None:
         sink, self._current = self._current, None

@@ -9,12 +9,9 @@ ever sits at the requested path.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import av
 import av.stream
@@ -29,16 +26,13 @@ from vsr.media.containers import (
 )
 from vsr.media.encoders import choose_output_pix_fmt
 from vsr.media.ffmpeg_errors import ffmpeg_reason
-from vsr.media.frame import Frame
-from vsr.media.muxer import VideoMuxer
 from vsr.media.output_spec import VideoOutputSpec
+from vsr.media.sink_base import MuxedSink, start_muxer
 
 __all__ = ["FileSink", "VideoOutputSpec", "choose_output_pix_fmt", "incompatible_streams"]
 
-log = logging.getLogger(__name__)
 
-
-class FileSink:
+class FileSink(MuxedSink):
     """Writes one output file; use as a context manager or call `close` (or `abort`) once.
 
     ``passthrough`` are input streams (from `FileSource.passthrough`) whose packets will be given
@@ -73,42 +67,18 @@ class FileSink:
             container = av.open(str(self.partial_path), "w", format=kind.format, container_options=options)
         except av.FFmpegError as error:
             raise OutputError(f"cannot create {self.partial_path}: {ffmpeg_reason(error)}") from None
-        try:
-            self._muxer = VideoMuxer(container, self.path.name, kind, spec, passthrough, self._write_failed)
-            try:
-                container.start_encoding()
-            except (av.FFmpegError, ValueError) as error:
-                raise OutputError(
-                    f"cannot start writing {self.partial_path}: {ffmpeg_reason(error)}"
-                ) from None
-        except BaseException:
-            self._closed = True
-            try:
-                container.close()
-            except (av.FFmpegError, ValueError, OSError) as error:
-                log.warning("closing %s failed: %s", self.partial_path, ffmpeg_reason(error))
-            self.partial_path.unlink(missing_ok=True)
-            raise
+        self._muxer = start_muxer(
+            container, self.path.name, kind, spec, passthrough,
+            on_write_error=self._write_failed,
+            on_start_error=lambda error, _: OutputError(
+                f"cannot start writing {self.partial_path}: {ffmpeg_reason(error)}"
+            ),
+            undo=lambda: self.partial_path.unlink(missing_ok=True),
+        )  # fmt: skip
 
     @property
-    def notes(self) -> list[str]:
-        return self._muxer.notes
-
-    @property
-    def frames_written(self) -> int:
-        return self._muxer.frames_written
-
-    # -- writing --------------------------------------------------------------------------------
-
-    def write_frame(self, frame: Frame) -> None:
-        """Encode one frame; its pts (in ``frame.time_base``) must increase from frame to frame."""
-        self._check_open()
-        self._muxer.write_frame(frame)
-
-    def write_packet(self, packet: av.Packet) -> None:
-        """Mux a packet demuxed from one of the passthrough streams, byte for byte."""
-        self._check_open()
-        self._muxer.write_packet(packet)
+    def label(self) -> str:
+        return str(self.path)
 
     # -- finishing ------------------------------------------------------------------------------
 
@@ -150,24 +120,7 @@ class FileSink:
             return None
         return self.partial_path if self.partial_path.exists() else None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._closed:
-            return
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
     # -- helpers --------------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"FileSink for {self.path} is already closed")
 
     def _write_failed(self, error: BaseException, doing: str, frames: int) -> OutputError:
         if getattr(error, "errno", None) == errno.ENOSPC:
