@@ -34,6 +34,7 @@ from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, Pacer, discontinuity, live_report, open_source
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.plan import RunPlan, check_paths, make_plan
+from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.restore import RestoreStage
 from vsr.pipeline.stats import LiveReport, RunSummary, StageClock
 
@@ -42,7 +43,6 @@ __all__ = ["Pipeline", "Progress"]
 log = logging.getLogger(__name__)
 
 _END = object()  # end of stream, travels through the frame queues
-_POLL_S = 0.1  # how often a blocked stage looks at the stop event
 
 
 def yield_cpu_to_the_model() -> None:
@@ -171,21 +171,13 @@ class Pipeline:
         self._stop.set()
 
     def _put(self, q: queue.Queue[Any], item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_while(q, item, self._running)
 
     def _get(self, q: queue.Queue[Any]) -> object | None:
-        while not self._stop.is_set():
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        return None
+        return get_while(q, self._running)
+
+    def _running(self) -> bool:
+        return not self._stop.is_set()
 
     def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -340,7 +332,7 @@ class Pipeline:
         while any(t.is_alive() for t in threads):
             try:
                 for t in threads:
-                    t.join(timeout=_POLL_S)
+                    t.join(timeout=POLL_S)
             except KeyboardInterrupt:
                 self.cancel()
 

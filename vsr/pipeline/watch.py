@@ -40,6 +40,7 @@ from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
 from vsr.pipeline.plan import check_paths, resolve_model
+from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.watch_config import WatchConfig
 from vsr.pipeline.watch_feed import Feed
@@ -51,7 +52,6 @@ __all__ = ["WatchRun"]
 log = logging.getLogger(__name__)
 
 _END = object()  # end of a feed, travels through its queues
-_POLL_S = 0.1  # how often a blocked stage looks at the stop events
 
 
 class WatchRun:
@@ -125,21 +125,10 @@ class WatchRun:
         return not self._stop.is_set() and not feed.dead.is_set()
 
     def _put(self, q: queue.Queue[Any], item: object, feed: Feed) -> bool:
-        while self._alive(feed):
-            try:
-                q.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_while(q, item, lambda: self._alive(feed))
 
     def _get(self, q: queue.Queue[Any], feed: Feed) -> object | None:
-        while self._alive(feed):
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        return None
+        return get_while(q, lambda: self._alive(feed))
 
     def _feed_thread(self, feed: Feed, target: Callable[[Feed], None], role: str) -> threading.Thread:
         def run() -> None:
@@ -191,7 +180,7 @@ class WatchRun:
                 return
             taken, ended = self._gather(open_feeds)
             if not taken and not ended:
-                self._arrived.wait(_POLL_S)
+                self._arrived.wait(POLL_S)
                 continue
             assert self._restorer is not None
             self._restorer.restore(taken)
@@ -288,7 +277,7 @@ class WatchRun:
         while any(t.is_alive() for t in threads):
             try:  # join with a timeout so that Ctrl-C reaches this (main) thread promptly
                 for thread in threads:
-                    thread.join(timeout=_POLL_S)
+                    thread.join(timeout=POLL_S)
             except KeyboardInterrupt:
                 self.cancel()
         wall = time.perf_counter() - started
