@@ -30,9 +30,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from types import TracebackType
 from typing import Self
@@ -45,6 +43,7 @@ from vsr.media.formats import format_traits, nearest_format
 from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
 from vsr.media.info import VideoInfo, color_of
 from vsr.media.input_file import codec_name
+from vsr.media.live_events import EventLog, LiveEvent, ReconnectPolicy
 from vsr.media.live_input import LiveConnection, LiveConnectOptions, live_kind, open_live, redact
 from vsr.media.planes import plane_views
 from vsr.media.timestamps import RebasingClock
@@ -55,61 +54,6 @@ log = logging.getLogger(__name__)
 
 LIVE_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; 1/1000 (RTMP) converts to it exactly
 _FALLBACK_RATE = Fraction(25)
-_MAX_EVENTS = 1000  # the event log keeps the latest; counters keep counting
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReconnectPolicy:
-    """``attempts``: consecutive failed attempts before giving up (0: never reconnect, -1: forever).
-
-    Attempt k (0, 1, ...) waits ``interval_s * 2**k``, at most ``max_interval_s``; a connection
-    that delivers a frame resets the count. The first connection gets the same number of tries.
-    """
-
-    attempts: int = 10
-    interval_s: float = 1.0
-    max_interval_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < -1:
-            raise ConfigError(f"--reconnect-attempts must be -1 (forever), 0 or more, got {self.attempts}")
-        if self.interval_s < 0 or self.max_interval_s < self.interval_s:
-            raise ConfigError("--reconnect-interval must be >= 0 and at most the maximum interval")
-
-    def delay(self, failures: int) -> float:
-        return min(self.max_interval_s, self.interval_s * 2.0 ** min(failures, 30))
-
-    def exhausted(self, failures: int) -> bool:
-        return self.attempts != -1 and failures >= self.attempts
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    kind: str  # connected, disconnected, reconnect_failed, gave_up, resized, dropped
-    wall_time: float  # time.time()
-    detail: str
-
-
-class EventLog:
-    """What happened to a live run, for the log and the summary. Safe to use from any thread.
-
-    ``label`` starts its log lines (``camera 'door': ``) where a run has several inputs."""
-
-    def __init__(self, label: str = "") -> None:
-        self._events: deque[LiveEvent] = deque(maxlen=_MAX_EVENTS)
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._prefix = f"{label}: " if label else ""
-
-    def add(self, kind: str, detail: str, *, level: int = logging.WARNING) -> None:
-        with self._lock:
-            self._events.append(LiveEvent(kind, time.time(), detail))
-            self.counts[kind] += 1
-        log.log(level, "%s%s: %s", self._prefix, kind, detail)
-
-    def events(self) -> list[LiveEvent]:
-        with self._lock:
-            return list(self._events)
 
 
 class LiveSource:
