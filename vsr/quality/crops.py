@@ -12,11 +12,23 @@ from PIL import Image
 
 from vsr.errors import OutputError
 
-__all__ = ["CROP_SIZE", "CROP_ZOOM", "central_crop", "side_by_side", "write_comparison"]
+__all__ = ["CROP_SIZE", "CROP_ZOOM", "central_crop", "crop_folder", "side_by_side", "write_comparison"]
 
 CROP_SIZE = 64  # ground-truth pixels per side: small enough that single pixels are visible
 CROP_ZOOM = 4  # nearest-neighbour enlargement, so the reader sees pixels, not a viewer's smoothing
 _GAP = 4  # white pixels between panels
+
+
+def crop_folder(crops: str | os.PathLike[str] | None) -> Path | None:
+    """The folder ``--crops`` names, created if need be (None: no crops asked for)."""
+    if crops is None:
+        return None
+    folder = Path(crops)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create crop folder {folder} ({exc.strerror or exc})") from exc
+    return folder
 
 
 def central_crop(img: NDArray[np.uint8], size: int = CROP_SIZE) -> NDArray[np.uint8]:

@@ -29,10 +29,10 @@ import torch
 from numpy.typing import NDArray
 
 from vsr.backends import resolve_device, resolve_precision
-from vsr.errors import ConfigError, InputError, ModelError, OutputError
+from vsr.errors import ConfigError, InputError, ModelError
 from vsr.models import LoadedModel, load_model
 from vsr.ops.tiling import pad_to_multiple
-from vsr.quality.crops import write_comparison
+from vsr.quality.crops import crop_folder, write_comparison
 from vsr.quality.evaluate import find_images
 from vsr.quality.metrics import psnr, ssim
 from vsr.quality.protocol import load_image, to_uint8
@@ -131,13 +131,7 @@ def evaluate_denoising(
     _check_sigma(sigma)
     images = find_images(folder)
     denoise, model_name = _denoiser(model, device, precision)
-    crop_dir: Path | None = None
-    if crops is not None:
-        crop_dir = Path(crops)
-        try:
-            crop_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create crop folder {crop_dir} ({exc.strerror or exc})") from exc
+    crop_dir = crop_folder(crops)
     crop_names = _crop_names(images, sigma)
     rows = []
     for index, path in enumerate(images):

@@ -14,11 +14,11 @@ import torch
 from numpy.typing import NDArray
 
 from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
-from vsr.errors import ConfigError, InputError, ModelError, OutputError
+from vsr.errors import ConfigError, InputError, ModelError
 from vsr.models import LoadedModel, load_model
 from vsr.models.descriptor import ModelDescriptor
 from vsr.ops.tiling import pad_to_multiple
-from vsr.quality.crops import write_comparison
+from vsr.quality.crops import crop_folder, write_comparison
 from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, score, to_uint8
 from vsr.quality.report import EvalReport, ImageResult
 
@@ -128,13 +128,7 @@ def evaluate_folder(
     """
     images = find_images(folder)
     upscale, model_name, scale = _upscaler(model, scale, device, precision)
-    crop_dir: Path | None = None
-    if crops is not None:
-        crop_dir = Path(crops)
-        try:
-            crop_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create crop folder {crop_dir} ({exc.strerror or exc})") from exc
+    crop_dir = crop_folder(crops)
     crop_names = _crop_names(images, scale)
 
     rows = []
