@@ -7,7 +7,7 @@
 
 from vsr.quality.clip_degrade import ClipDegradation, h264_round_trip
 from vsr.quality.clip_report import ClipReport, ClipResult, CropsInfo
-from vsr.quality.crops import central_crop, side_by_side, write_comparison
+from vsr.quality.crops import central_crop, crop_folder, side_by_side, write_comparison
 from vsr.quality.denoising import (
     NOISY_BASELINE,
     REPORT_SIGMAS,
@@ -78,6 +78,7 @@ __all__ = [
     "check_sr_model",
     "clip_configs",
     "clip_frames",
+    "crop_folder",
     "crops_mosaic",
     "degrade",
     "evaluate_clip",
