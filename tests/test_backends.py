@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from vsr.backends import BackendOptions, cpu_has_fast_bf16, create_backend, resolve_device, resolve_precision
+from vsr.backends.cpu_prelu import SplitPReLU, needs_split_prelu
 from vsr.errors import ConfigError, DeviceError
 from vsr.models import load_model
 
@@ -39,6 +41,35 @@ def test_bf16_output_is_within_45_db_of_fp32_on_real_frames(shared_data: Path) -
     mse = float(((out.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean())
     psnr = 10 * math.log10(1 / mse)
     assert 45.0 <= psnr < 90.0, psnr  # an upper bound too: bf16 must actually have been used
+
+
+@pytest.mark.parametrize("channels", [16, 48, 64])
+def test_split_prelu_is_prelu_bit_for_bit(channels: int) -> None:
+    prelu = torch.nn.PReLU(channels)
+    with torch.no_grad():
+        prelu.weight.uniform_(-0.5, 1.5)  # negative and above-one slopes too
+    prelu = prelu.to(torch.bfloat16)
+    x = torch.randn(2, channels, 9, 13).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x[0, :, 0, 0] = 0.0  # the kink itself
+    with torch.inference_mode():
+        assert torch.equal(SplitPReLU(prelu)(x), torch.nn.functional.prelu(x, prelu.weight))
+    assert needs_split_prelu(prelu) == (channels % 32 != 0)
+    assert not needs_split_prelu(torch.nn.PReLU(1))  # one shared slope: the native kernel is fine
+
+
+def test_bf16_cpu_backend_runs_fast_x2s_prelus_split_with_the_same_output(shared_data: Path) -> None:
+    model = load_model("fast-x2")
+    x = _frames(shared_data)
+    backend = create_backend("torch", model, BackendOptions(device=torch.device("cpu"), precision="bf16"))
+    layers = list(backend._module.modules())  # type: ignore[attr-defined]
+    assert sum(isinstance(m, SplitPReLU) for m in layers) == 9  # every 16-feature PReLU
+    assert not any(isinstance(m, torch.nn.PReLU) for m in layers)
+    native = copy.deepcopy(model.module).eval().to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = native(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+    assert torch.equal(backend.run(x), expected)
+    fp32 = create_backend("torch", model, BackendOptions(device=torch.device("cpu"), precision="fp32"))
+    assert sum(isinstance(m, SplitPReLU) for m in fp32._module.modules()) == 0  # type: ignore[attr-defined]
 
 
 def test_auto_precision_follows_the_device_and_the_cpu() -> None:

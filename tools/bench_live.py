@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import vsr  # noqa: E402
+import vsr.media.outputs as outputs  # noqa: E402
 import vsr.pipeline.runner as runner  # noqa: E402
 from vsr.media import FileSink, Frame  # noqa: E402
 from vsr.models.builtin import builtin_weights  # noqa: E402
@@ -116,7 +117,7 @@ def main() -> int:
             reconnect_attempts=0,
         )
         StampReader.source_width = width
-        runner.FileSink = StampReader  # type: ignore[misc]
+        outputs.FileSink = StampReader  # type: ignore[misc]  # what open_sink makes for out.mkv
         server = RtspServer(stamp=args.size, fps=args.fps)
         try:
             pipeline = runner.Pipeline(server.url, Path(tmp) / "out.mkv", options)
@@ -126,6 +127,9 @@ def main() -> int:
             timer.cancel()
         finally:
             server.stop()
+    if not StampReader.samples:
+        print("no stamp was read: the output did not go through StampReader", file=sys.stderr)
+        return 1
     skip = int(args.skip * summary.fps) if summary.fps else 0
     live = summary.live
     assert live is not None
