@@ -25,6 +25,10 @@ from streams import frames_of, rgb_of, stage, texture, translating, u8
 FAST = dict(preset="ultrafast", precision="fp32")
 
 
+# each motion estimator through the same checks: OpenCV DIS (the CPU default) and the torch one
+FLOWS = pytest.mark.parametrize("flow", ["dis", "torch"])
+
+
 def test_warp_follows_integer_flow_and_inside_marks_what_came_from_outside() -> None:
     img = torch.arange(2 * 6 * 8, dtype=torch.float32).view(1, 2, 6, 8)
     flow = torch.zeros(1, 2, 6, 8)
@@ -55,10 +59,11 @@ def _scene_change_clip() -> list[np.ndarray]:
     return [u8(f) for f in first + second]
 
 
-def test_a_hard_cut_resets_the_state_so_no_ghost_of_the_previous_scene_remains() -> None:
+@FLOWS
+def test_a_hard_cut_resets_the_state_so_no_ghost_of_the_previous_scene_remains(flow: str) -> None:
     clip = frames_of(_scene_change_clip())
     plain = rgb_of(stage((48, 32), noisy=0.05)(clip))
-    smoothing = stage((48, 32), noisy=0.05, temporal=True, temporal_strength=0.8)
+    smoothing = stage((48, 32), noisy=0.05, temporal=True, temporal_flow=flow, temporal_strength=0.8)
     smoothed = rgb_of(smoothing(clip))
     assert smoothing.scene_cuts == 1
     # the first frame of each scene is the model's output itself, exactly...
@@ -68,11 +73,12 @@ def test_a_hard_cut_resets_the_state_so_no_ghost_of_the_previous_scene_remains()
         assert np.abs(smoothed[k].astype(int) - plain[k].astype(int)).mean() > 1.0, k
 
 
-def test_reset_state_starts_a_new_scene_as_after_a_reconnect() -> None:
+@FLOWS
+def test_reset_state_starts_a_new_scene_as_after_a_reconnect(flow: str) -> None:
     clip = frames_of([u8(f) for f in translating(3, (32, 48), (1, 0), seed=1)])
     plain_stage = stage((48, 32), noisy=0.05)
     plain = [f.planes[0] for frame in clip for f in plain_stage([frame])]
-    smoothing = stage((48, 32), noisy=0.05, temporal=True, temporal_strength=0.8)
+    smoothing = stage((48, 32), noisy=0.05, temporal=True, temporal_flow=flow, temporal_strength=0.8)
     first = smoothing(clip[0:1]) + smoothing(clip[1:2])
     smoothing.reset_state()
     after = smoothing(clip[2:3])
@@ -80,11 +86,12 @@ def test_reset_state_starts_a_new_scene_as_after_a_reconnect() -> None:
     assert np.array_equal(after[0].planes[0], plain[2]) and smoothing.scene_cuts == 0
 
 
-def test_temporal_smoothing_cuts_the_flicker_of_a_noisy_model_without_losing_psnr() -> None:
+@FLOWS
+def test_temporal_smoothing_cuts_the_flicker_of_a_noisy_model_without_losing_psnr(flow: str) -> None:
     hr = [u8(f) for f in translating(8, (64, 96), (2, 0), seed=3)]
     lr = [u8(f[::2, ::2].astype(float)) for f in hr]  # 1 px a frame at the input
     plain = rgb_of(stage((48, 32), noisy=0.04)(frames_of(lr)))
-    smoothed = rgb_of(stage((48, 32), noisy=0.04, temporal=True)(frames_of(lr)))
+    smoothed = rgb_of(stage((48, 32), noisy=0.04, temporal=True, temporal_flow=flow)(frames_of(lr)))
     off, on = flicker(plain, hr), flicker(smoothed, hr)
     assert on.output < 0.7 * off.output, (on, off)
     psnr_off = np.mean([psnr_y(o, g, crop=2) for o, g in zip(plain, hr, strict=True)])
@@ -92,15 +99,16 @@ def test_temporal_smoothing_cuts_the_flicker_of_a_noisy_model_without_losing_psn
     assert psnr_on > psnr_off  # blending in aligned past frames averages the model's noise away
 
 
-def test_batches_and_tiles_smooth_the_frames_in_order_as_single_frames_do() -> None:
+@FLOWS
+def test_batches_and_tiles_smooth_the_frames_in_order_as_single_frames_do(flow: str) -> None:
     clip = frames_of([u8(f) for f in translating(6, (32, 48), (1, 1), seed=4)])
-    single = stage((48, 32), temporal=True)
+    single = stage((48, 32), temporal=True, temporal_flow=flow)
     reference = [f for frame in clip for f in single([frame])]
-    batched = stage((48, 32), temporal=True)
+    batched = stage((48, 32), temporal=True, temporal_flow=flow)
     out = batched(clip[:4]) + batched(clip[4:])
     assert [f.pts for f in out] == [f.pts for f in clip]
     assert all(np.array_equal(a, b) for a, b in zip(rgb_of(out), rgb_of(reference), strict=True))
-    tiled = stage((48, 32), temporal=True, tile=16, tile_overlap=8)(clip)
+    tiled = stage((48, 32), temporal=True, temporal_flow=flow, tile=16, tile_overlap=8)(clip)
     diff = max(
         np.abs(a.astype(int) - b.astype(int)).max()
         for a, b in zip(rgb_of(tiled), rgb_of(reference), strict=True)

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--noise", type=float, default=0.0, help="Gaussian sigma (0..255) added to the input")
     parser.add_argument("--strength", type=float, default=0.5)
+    parser.add_argument("--flow", default="dis", choices=["dis", "torch"], help="the motion estimator")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
@@ -86,7 +87,8 @@ def main() -> None:
     for name in args.configs.split(","):
         config = RestoreConfig(
             input_size=(w, h), input_pix_fmt="rgb24", input_color=RGB, output_size=(2 * w, 2 * h),
-            output_pix_fmt="rgb24", output_color=RGB, temporal_strength=args.strength, **CONFIGS[name],
+            output_pix_fmt="rgb24", output_color=RGB, temporal_strength=args.strength, temporal_flow=args.flow,
+            **CONFIGS[name],
         )  # fmt: skip
         warm = RestoreStage(backend, model.descriptor, config)
         warm(frames[:2])  # oneDNN picks its kernels, DIS allocates: not part of the timing
@@ -112,7 +114,7 @@ def main() -> None:
             }
         )
     print(f"clip {clip.name}: {len(frames)} frames {w}x{h} -> {2 * w}x{2 * h}, model {model.descriptor.name}, "
-          f"{precision}, input noise sigma {args.noise:g}, temporal strength {args.strength:g}, "
+          f"{precision}, input noise sigma {args.noise:g}, temporal strength {args.strength:g} ({args.flow} flow), "
           f"{torch.get_num_threads()} torch threads")  # fmt: skip
     print(
         f"{'config':<16}{'restore ms':>11}{'Y-PSNR':>9}{'warp err':>10}{'(truth)':>9}{'reused':>8}  steps (ms)"

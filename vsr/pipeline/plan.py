@@ -43,6 +43,7 @@ from vsr.models.descriptor import ModelDescriptor, Precision
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig
+from vsr.pipeline.temporal import flow_for
 
 __all__ = [
     "RunPlan",
@@ -101,13 +102,20 @@ class RunPlan:
         return lines
 
 
+_FLOW_NAMES = {
+    "auto": "motion from the input frames: DIS on a CPU, torch Lucas-Kanade on a GPU",
+    "dis": "OpenCV DIS flow on the input frames",
+    "torch": "torch Lucas-Kanade flow on the input frames",
+}
+
+
 def _restore_step_lines(r: RestoreConfig, denoiser: LoadedModel | None) -> list[str]:
     lines = []
     if denoiser is not None and r.denoise is not None:
         level = "sigma estimated per scene" if r.denoise == "auto" else f"sigma {r.denoise:g}"
         lines.append(f"denoise:   {denoiser.descriptor.summary()}, {level}")
     if r.temporal:
-        lines.append(f"temporal:  on, strength {r.temporal_strength:g} (DIS flow on the input frames)")
+        lines.append(f"temporal:  on, strength {r.temporal_strength:g} ({_FLOW_NAMES[r.temporal_flow]})")
     if r.reuse_still:
         lines.append("reuse:     still frames reuse the previous output")
     return lines
@@ -282,6 +290,7 @@ def make_plan(
         tile_overlap=overlap,
         temporal=options.temporal == "on",
         temporal_strength=float(options.temporal_strength),
+        temporal_flow=flow_for("auto", device),
         reuse_still=bool(options.reuse_still),  # None (the default) is resolved by the runner
         denoise=options.denoise_level,
     )

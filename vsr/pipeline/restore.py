@@ -32,7 +32,7 @@ from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
 from vsr.pipeline.denoise_pass import DenoisePass
 from vsr.pipeline.stats import StageClock
-from vsr.pipeline.temporal import CutDetector, StillFrames, TemporalSmoother
+from vsr.pipeline.temporal import CutDetector, FlowMethod, StillFrames, TemporalSmoother, flow_for
 
 __all__ = ["RESTORE_STEPS", "PreparedBatch", "RestoreConfig", "RestoreStage", "restore_rgb", "sample_format"]
 
@@ -70,6 +70,7 @@ class RestoreConfig:
     tile_overlap: int = 0
     temporal: bool = False
     temporal_strength: float = 0.5
+    temporal_flow: FlowMethod = "auto"  # the motion estimator: auto (by device), dis or torch
     reuse_still: bool = False
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
 
@@ -161,7 +162,11 @@ class RestoreStage:
         self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
         self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
         self._denoise = _denoise_pass(config, denoiser, backend)
-        self._temporal = TemporalSmoother(config.temporal_strength) if config.temporal else None
+        self._temporal = (
+            TemporalSmoother(config.temporal_strength, flow=flow_for(config.temporal_flow, self.device))
+            if config.temporal
+            else None
+        )
         self._still = StillFrames() if config.reuse_still else None
         # cuts matter to the steps that keep a scene's state: temporal smoothing and the auto sigma
         needs_cuts = self._temporal is not None or (self._denoise is not None and self._denoise.sigma is None)

@@ -9,6 +9,7 @@ by the Restore thread; `reset()` forgets the past (a reconnect, a seek).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,8 +20,23 @@ from vsr.ops.flow import DisFlow, FlowPreset
 from vsr.ops.noise import estimate_noise_sigma
 from vsr.ops.scene import FrameSignature, frame_signature, is_cut, luma, still_difference
 from vsr.ops.temporal import blend, inside, warp, warp_confidence, warp_upscaled
+from vsr.ops.torch_flow import TorchFlow
 
-__all__ = ["STILL_THRESHOLD", "CutDetector", "StillFrames", "TemporalSmoother"]
+__all__ = ["STILL_THRESHOLD", "CutDetector", "FlowMethod", "StillFrames", "TemporalSmoother", "flow_for"]
+
+# "dis": OpenCV's DIS on the host (the frames' luma goes down as uint8); "torch": `TorchFlow` on the
+# frames' own device. DIS is 2x faster on a CPU core (docs/BENCHMARKS.md), the torch one keeps a GPU
+# run's frames on the GPU; "auto" picks by the device.
+FlowMethod = Literal["auto", "dis", "torch"]
+
+
+def flow_for(method: FlowMethod, device: torch.device) -> Literal["dis", "torch"]:
+    if method == "auto":
+        return "torch" if device.type == "cuda" else "dis"
+    if method not in ("dis", "torch"):
+        raise ValueError(f"unknown flow method {method!r}; expected auto, dis or torch")
+    return method
+
 
 # A frame is still when no 2x2 block mean of any RGB channel moved by more than 1.5 levels of 255
 # from the frame whose output is reused: above the level or so of rounding that re-encoding a
@@ -107,22 +123,33 @@ class TemporalSmoother:
     is, exactly, and nothing of the scene before it is kept.
     """
 
-    def __init__(self, strength: float, *, preset: FlowPreset = "medium", tolerance: float = WARP_TOLERANCE):
+    def __init__(
+        self,
+        strength: float,
+        *,
+        flow: Literal["dis", "torch"] = "dis",
+        preset: FlowPreset = "medium",
+        tolerance: float = WARP_TOLERANCE,
+    ):
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"temporal strength must be in [0, 1], got {strength}")
         self.strength = strength
         self.tolerance = tolerance
-        self._flow = DisFlow(preset)
+        self.flow_method = flow
+        self._dis = DisFlow(preset) if flow == "dis" else None
+        self._torch_flow = TorchFlow() if flow == "torch" else None
         self.reset()
 
     def reset(self) -> None:
         self._lr: Tensor | None = None
-        self._grey: np.ndarray | None = None
+        self._grey: np.ndarray | Tensor | None = None
         self._out: Tensor | None = None
         self._noise_floor = 0.0
 
     def __call__(self, lr: Tensor, restored: Tensor, new_scene: Sequence[bool]) -> Tensor:
-        greys = _grey_u8(lr)
+        # DIS takes uint8 luma on the host (one transfer for the batch); the torch flow float luma
+        # where the frames are
+        greys: np.ndarray | Tensor = _grey_u8(lr) if self._dis is not None else luma(lr.float())
         out = []
         for k in range(lr.shape[0]):
             cur_lr, cur = lr[k : k + 1].float(), restored[k : k + 1]
@@ -136,9 +163,18 @@ class TemporalSmoother:
             out.append(result)
         return out[0] if len(out) == 1 else torch.cat(out)
 
-    def _smooth(self, cur_lr: Tensor, grey: np.ndarray, cur: Tensor) -> Tensor:
+    def _motion(self, grey: np.ndarray | Tensor, device: torch.device) -> Tensor:
+        """Backward flow ``1 x 2 x h x w`` from this frame's luma to the previous frame's."""
+        assert self._grey is not None
+        if self._dis is not None:
+            assert isinstance(grey, np.ndarray) and isinstance(self._grey, np.ndarray)
+            return torch.from_numpy(self._dis(grey, self._grey)).permute(2, 0, 1)[None].to(device)
+        assert self._torch_flow is not None and isinstance(grey, Tensor) and isinstance(self._grey, Tensor)
+        return self._torch_flow(grey[None], self._grey[None])
+
+    def _smooth(self, cur_lr: Tensor, grey: np.ndarray | Tensor, cur: Tensor) -> Tensor:
         assert self._lr is not None and self._grey is not None and self._out is not None
-        flow = torch.from_numpy(self._flow(grey, self._grey)).permute(2, 0, 1)[None].to(cur_lr.device)
+        flow = self._motion(grey, cur_lr.device)
         confidence = warp_confidence(
             warp(self._lr, flow),
             cur_lr,
