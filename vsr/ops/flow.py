@@ -4,8 +4,8 @@ Inverse Search", ECCV 2016), on 8-bit grey frames.
 This is the motion estimator of the CPU path and of the flicker metric. DIS is the cheapest dense
 flow in OpenCV that copes with the motion of real video: on a 384x288 frame it takes about 3 ms
 with the ``fast`` preset and 12 ms with ``medium`` on one core of the project's Xeon, against the
-100+ ms an SR model spends on the same frame. A torch implementation for GPUs (so the frames need
-not come back to the host) is not written yet.
+100+ ms an SR model spends on the same frame. On a GPU the temporal step uses `vsr.ops.torch_flow`
+instead, so that the frames need not come back to the host.
 
 The flow is *backward*: ``flow[y, x] = (dx, dy)`` says where pixel (x, y) of the current frame
 was in the previous one, ``current(x, y) ~ previous(x + dx, y + dy)``, which is what warping the
