@@ -1,13 +1,14 @@
 """A PReLU for bf16 channels_last on the CPU that does not fall off oneDNN's vector path.
 
-PyTorch's PReLU kernel (torch 2.13, these AMX CPUs) is vectorised over channels: for bf16
-channels_last tensors whose channel count is not a multiple of 32 (a 512-bit vector of bf16) it
-runs a scalar loop. At the 16 features of fast-x2/fast-x4 one PReLU of a 640x360 frame took 13 ms
-against 0.5 ms contiguous, and the network's PReLUs were two thirds of its time
-(`tools/bench_prelu.py`, docs/BENCHMARKS.md). ``relu(x) + w * min(x, 0)`` is the same function
-with the same rounding (one of the two terms is exactly zero, the other is the one product
-PReLU rounds too), made of elementwise kernels that stay vectorised: 1.9 ms for the same tensor.
-At 32 and 64 channels the native kernel is the faster one and is kept.
+PyTorch's PReLU kernel (torch 2.13, this CPU) is vectorised over channels: for bf16
+channels_last tensors with fewer channels than a 512-bit vector holds (32 bf16) it runs a scalar
+loop. At the 16 features of fast-x2/fast-x4 one PReLU of a 640x360 frame took 12.7 ms against
+0.5 ms contiguous, and the network's PReLUs were two thirds of its time (`tools/bench_prelu.py`,
+docs/BENCHMARKS.md). ``relu(x) + w * min(x, 0)`` is the same function with the same rounding
+(one of the two terms is exactly zero, the other is the one product PReLU rounds too), made of
+elementwise kernels that stay vectorised: 2.1 ms for the same tensor, 9.0 against 43.4 ms at
+1080x720. From 32 channels on the native kernel is kept: at 32 and 64 it is the faster one, and
+at 48 the split form won at 640x360 (6.7 against 13.6 ms) but lost at 1080x720 (123 against 70).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 __all__ = ["SplitPReLU", "needs_split_prelu", "split_slow_prelus"]
 
-_BF16_LANES = 32  # bf16 values in a 512-bit vector
+_BF16_LANES = 32  # bf16 values in a 512-bit vector: below it the native kernel is scalar
 
 
 class SplitPReLU(nn.Module):
@@ -35,8 +36,8 @@ class SplitPReLU(nn.Module):
 
 
 def needs_split_prelu(module: nn.PReLU) -> bool:
-    """True where the native kernel is the slow one: a per-channel PReLU of 32k+r channels."""
-    return module.num_parameters > 1 and module.num_parameters % _BF16_LANES != 0
+    """True where the native kernel is the slow one: a per-channel PReLU of 2 to 31 channels."""
+    return 1 < module.num_parameters < _BF16_LANES
 
 
 def split_slow_prelus(module: nn.Module) -> int:

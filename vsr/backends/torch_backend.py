@@ -5,7 +5,7 @@ inputs, the layout cuDNN's tensor-core convolutions prefer. With ``cuda_graph`` 
 is captured once into a CUDA graph (`torch.cuda.CUDAGraph`) and replayed: one launch per call
 instead of one per layer, which is what bounds small models at small frame sizes. A shape whose
 capture fails runs eagerly from then on. On the CPU in bf16, PReLUs of channel counts that
-PyTorch's kernel runs scalar are computed in a vectorised form (`vsr.backends.cpu_prelu`).
+PyTorch's kernel runs scalar (under 32) are computed in a vectorised form (`vsr.backends.cpu_prelu`).
 """
 
 from __future__ import annotations
