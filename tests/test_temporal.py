@@ -145,3 +145,29 @@ def test_options_and_cli_flags(tmp_path: Path) -> None:
         result = runner.invoke(app, ["upscale", str(src), str(tmp_path / "o.mp4"), "-m", "bicubic", *args])
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_on_a_gpu_the_temporal_step_uses_the_torch_flow_and_matches_the_cpu() -> None:
+    from vsr.backends import BackendOptions, create_backend
+    from vsr.models import load_model
+    from vsr.pipeline.restore import RestoreConfig, RestoreStage
+
+    from streams import RGB
+
+    clip = frames_of([u8(f) for f in translating(5, (32, 48), (1, 1), seed=5)])
+    model = load_model("bicubic", scale=2)
+    config = RestoreConfig(
+        input_size=(48, 32), input_pix_fmt="rgb24", input_color=RGB, output_size=(96, 64),
+        output_pix_fmt="rgb24", output_color=RGB, temporal=True,
+    )  # fmt: skip
+    cuda = create_backend("torch", model, BackendOptions(device=torch.device("cuda"), precision="fp32"))
+    on_gpu = RestoreStage(cuda, model.descriptor, config)
+    assert on_gpu._temporal is not None and on_gpu._temporal.flow_method == "torch"
+    on_cpu = stage((48, 32), temporal=True, temporal_flow="torch")
+    diff = max(
+        np.abs(a.astype(int) - b.astype(int)).max()
+        for a, b in zip(rgb_of(on_gpu(clip)), rgb_of(on_cpu(clip)), strict=True)
+    )
+    assert diff <= 1
