@@ -31,6 +31,7 @@ border) it is as wrong as any local method's.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -70,11 +71,17 @@ def _separable(image: Tensor, taps: tuple[float, ...], *, shifted: bool | None =
             out.add_(rows[..., i : i + h, :], alpha=taps[i])
         return out
     c = image.shape[1]
-    kernel = torch.tensor(taps, device=image.device, dtype=image.dtype)
+    kernel = _kernel(taps, image.device, image.dtype)
     image = F.pad(image, (pad, pad, 0, 0), mode="replicate")
     image = F.conv2d(image, kernel.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
     image = F.pad(image, (0, 0, pad, pad), mode="replicate")
     return F.conv2d(image, kernel.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel(taps: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The taps as a tensor on ``device``, made once: not a host-to-device copy per filter call."""
+    return torch.tensor(taps, device=device, dtype=dtype)
 
 
 def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -89,8 +96,9 @@ def _resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize of a pixel-unit flow, its components rescaled to the new pixel size."""
     h, w = flow.shape[-2:]
     out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype)
-    return out * scale.view(1, 2, 1, 1)
+    out[:, 0].mul_(size[1] / w)  # Python scalars: no tensor to copy to the device
+    out[:, 1].mul_(size[0] / h)
+    return out
 
 
 class TorchFlow:
