@@ -444,7 +444,7 @@ _KNOWN = (
     [
         (RUN, [("a", {"urll": "x"})], "camera 'a': unknown key 'urll'; known keys: " + _KNOWN),
         (RUN + "modle = 'x'\n", [("a", {})], "unknown key 'modle'; known keys: model, scale, device, "
-         "precision, batch, max_latency, codec, crf, preset, " + _STEPS + ", and [[camera]] tables"),
+         "precision, batch, compile, max_latency, codec, crf, preset, " + _STEPS + ", and [[camera]] tables"),
         (RUN, [("a", {}), ("a", {"output": "other.mp4"})], "camera 'a': name is used by another camera too"),
         (RUN, [("a", {}), ("b", {})], "camera 'b': output OUT is also camera 'a''s output; give each camera its own"),
         (RUN, [("a", {"reconnect_attempts": -5})], "camera 'a': reconnect_attempts must be at least -1, got -5"),

@@ -8,7 +8,9 @@ them with x264 (zerolatency). This script runs `vsr upscale` in live mode on tha
 the stamp back from every *enhanced* frame as it reaches the encoder and reports, per frame,
 ``now - stamp``: the server's encoder and packetiser, RTSP over loopback, demux and decode, the
 queue, the Restore stage and the hand-over to the encoder. It also prints the pipeline's own
-latency (arrival at the Source to encoder) and its drop counts.
+latency (arrival at the Source to encoder) and its drop counts; ``dropped_after_warmup`` counts
+the frames missing between consecutive stamps after the first ``--skip`` seconds (the steady
+state, without the first frames' torch.compile build and oneDNN warm-up).
 
 ``--model fast-x2`` uses the shipped weights when they are installed, else the same architecture
 (SRVGGNetCompact, 16 features, 8 convs, PReLU, x2) with untrained weights, which costs the same.
@@ -17,6 +19,7 @@ latency (arrival at the Source to encoder) and its drop counts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -59,6 +62,7 @@ class StampReader(FileSink):
     """A FileSink that reads each frame's stamp just before encoding it (benchmark only)."""
 
     samples: ClassVar[list[float]] = []
+    stamps: ClassVar[list[int]] = []  # microseconds, as made by the server
     scale: ClassVar[int] = 2
     source_width: ClassVar[int] = 640
 
@@ -66,6 +70,7 @@ class StampReader(FileSink):
         now_us = int(time.time() * 1e6)
         stamp = read_stamp(frame.planes[0], self.scale, self.source_width)
         StampReader.samples.append(((now_us - stamp) % _WRAP_US) / 1e3)
+        StampReader.stamps.append(stamp)
         super().write_frame(frame)
 
 
@@ -90,6 +95,12 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"frames": len(values), "p50_ms": pick(0.5), "p95_ms": pick(0.95), "max_ms": round(ordered[-1], 1)}
 
 
+def missing_frames(stamps: list[int], fps: float) -> int:
+    """Frames the server made between consecutive enhanced frames that never reached the encoder."""
+    period_us = 1e6 / fps
+    return sum(max(0, round(((b - a) % _WRAP_US) / period_us) - 1) for a, b in itertools.pairwise(stamps))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="fast-x2")
@@ -99,6 +110,12 @@ def main() -> int:
     parser.add_argument("--max-latency", type=float, default=1.0)
     parser.add_argument("--skip", type=float, default=3.0, help="seconds of warm-up left out")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="as vsr upscale's; default: its auto",
+    )
     args = parser.parse_args()
     reason = rtsp_unavailable()
     if reason:
@@ -115,6 +132,7 @@ def main() -> int:
             preset="ultrafast",
             max_latency=args.max_latency,
             reconnect_attempts=0,
+            compile=args.compile,
         )
         StampReader.source_width = width
         outputs.FileSink = StampReader  # type: ignore[misc]  # what open_sink makes for out.mkv
@@ -131,6 +149,15 @@ def main() -> int:
         print("no stamp was read: the output did not go through StampReader", file=sys.stderr)
         return 1
     skip = int(args.skip * summary.fps) if summary.fps else 0
+    skip_frames = int(args.skip * args.fps)  # in source frames: stamps are made at the input rate
+    first = next(
+        (
+            i
+            for i, t in enumerate(StampReader.stamps)
+            if (t - StampReader.stamps[0]) / 1e6 * args.fps >= skip_frames
+        ),
+        len(StampReader.stamps),
+    )
     live = summary.live
     assert live is not None
     result = {
@@ -142,6 +169,8 @@ def main() -> int:
         "dropped": live.frames_dropped,
         "dropped_queue_full": live.dropped_queue_full,
         "dropped_late": live.dropped_late,
+        "dropped_after_warmup": missing_frames(StampReader.stamps[first:], args.fps),
+        "compiled": any(n.startswith("torch.compile:") for n in summary.notes),
         "restore_fps_alone": next(s.fps for s in summary.stages if s.name == "restore"),
         "end_to_end": _percentiles(StampReader.samples[skip:]),
         "pipeline": {k: v for k, v in vars(live.latency).items()},

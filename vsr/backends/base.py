@@ -38,7 +38,7 @@ class BackendOptions:
     device: torch.device
     precision: Precision
     channels_last: bool = True
-    compile: bool = False  # torch: torch.compile the module
+    compile: bool = False  # torch: run a frozen torch.compile (inductor) build per input shape
     cuda_graph: bool = False  # torch on CUDA: replay a captured CUDA graph per input shape
     engine: Path | None = None  # tensorrt(-rtx): this engine (as the plan chose it), not the newest valid one
 

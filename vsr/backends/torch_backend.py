@@ -4,8 +4,10 @@ On CUDA the module runs in fp16 (the plan's default there) with channels_last we
 inputs, the layout cuDNN's tensor-core convolutions prefer. With ``cuda_graph`` each input shape
 is captured once into a CUDA graph (`torch.cuda.CUDAGraph`) and replayed: one launch per call
 instead of one per layer, which is what bounds small models at small frame sizes. A shape whose
-capture fails runs eagerly from then on. On the CPU in bf16, PReLUs of channel counts that
-PyTorch's kernel runs scalar (under 32) are computed in a vectorised form (`vsr.backends.cpu_prelu`).
+capture fails runs eagerly from then on. With ``compile`` the module runs through a frozen
+inductor build per input shape (`vsr.backends.compiled`), the fast path on the CPU. Run eagerly on
+the CPU in bf16, PReLUs of channel counts that PyTorch's kernel runs scalar (under 32) are
+computed in a vectorised form (`vsr.backends.cpu_prelu`); inductor generates its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from vsr.backends.base import Backend, BackendOptions
+from vsr.backends.compiled import CastIO, CompiledShapes
 from vsr.backends.cpu_prelu import split_slow_prelus
 from vsr.errors import ConfigError, DeviceError, ModelError
 from vsr.models.descriptor import LoadedModel
@@ -150,14 +153,23 @@ class TorchBackend:
         # a private copy: the caller's module stays in fp32 on its device (it may be shared)
         module = copy.deepcopy(model.module).eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format)
-        if self.device.type == "cpu" and self._dtype == torch.bfloat16 and options.channels_last:
+        cpu_bf16 = self.device.type == "cpu" and self._dtype == torch.bfloat16 and options.channels_last
+        if cpu_bf16 and not options.compile:
             swapped = split_slow_prelus(module)  # the same outputs, bit for bit, several times faster
             if swapped:
                 log.debug("%d PReLU layers of %s use the vectorised form", swapped, model.descriptor.name)
-        self._module: torch.nn.Module = torch.compile(module) if options.compile else module
+        self.compiled = (
+            CompiledShapes(CastIO(module, self._dtype, self._memory_format), name=model.descriptor.name)
+            if options.compile
+            else None
+        )
+        self._module: torch.nn.Module = module
         self.graphs = CudaGraphs(module, self.device) if options.cuda_graph else None
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:  # casts included in the build
+            with torch.inference_mode():
+                return self.compiled(batch)
         x = batch.to(dtype=self._dtype, memory_format=self._memory_format)
         with torch.inference_mode():
             y = self.graphs(x) if self.graphs is not None else self._module(x)

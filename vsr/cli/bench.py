@@ -43,6 +43,9 @@ def bench_command(
     cuda_graph: Annotated[
         bool | None, Opt("--cuda-graph/--no-cuda-graph", help="As for vsr upscale. [default: off]")
     ] = None,
+    compile: Annotated[
+        bool | None, Opt("--compile/--no-compile", help="As for vsr upscale. [default: as there]")
+    ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     codec: Annotated[str | None, Opt(help="Encoder. [default: libx264]")] = None,
     preset: Annotated[str | None, Opt(help="Encoder preset.")] = None,
@@ -57,7 +60,7 @@ def bench_command(
         raise ConfigError(f"input {input} does not exist")
     options = load_options(
         model=model, scale=scale, device=device, precision=precision, backend=backend, batch=batch,
-        cuda_graph=cuda_graph, codec=codec, preset=preset,
+        cuda_graph=cuda_graph, compile=compile, codec=codec, preset=preset,
     )  # fmt: skip
     result = run_bench(options, input_path=input, synthetic=size, frames=frames, stage_frames=stage_frames)
     for line in result.table():

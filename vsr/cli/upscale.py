@@ -119,6 +119,14 @@ def upscale(
             help="torch on CUDA: capture each input shape as a CUDA graph and replay it. [default: off]",
         ),
     ] = None,
+    compile: Annotated[
+        bool | None,
+        Opt(
+            "--compile/--no-compile",
+            help="torch: build each input shape with torch.compile (seconds once, then 1.4-2.9x faster "
+            "on a CPU). [default: on for the CPU, for live inputs and clips of 300 frames or more]",
+        ),
+    ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     tile: Annotated[int | None, Opt(help="Tile size in input pixels (0: whole frames). [default: 0]")] = None,
     tile_overlap: Annotated[
@@ -208,6 +216,7 @@ def upscale(
         precision=precision,
         backend=backend,
         cuda_graph=cuda_graph,
+        compile=compile,
         batch=batch,
         tile=tile,
         tile_overlap=tile_overlap,

@@ -175,7 +175,13 @@ def run_bench(
             info = source.info
         plan = make_plan(info, options)
         backend = create_backend(plan.backend, plan.model, plan.backend_options())
-        stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
+        stage = RestoreStage(
+            backend,
+            plan.model.descriptor,
+            plan.restore,
+            denoiser=plan.denoiser,
+            compile_denoiser=plan.compile,
+        )
         steps, restored = _restore(stage, decoded[:stage_frames], plan.batch)
         del decoded, stage, backend  # free the frames and the model before the real run loads its own
         encode = _encode(Path(tmp) / "encode_only.mp4", restored, plan.output)

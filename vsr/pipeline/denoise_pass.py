@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from vsr.backends.compiled import CastIO, CompiledShapes
 from vsr.errors import ConfigError, ModelError
 from vsr.models.descriptor import LoadedModel, Precision
 from vsr.ops.noise import estimate_noise_sigma
@@ -62,7 +63,13 @@ class DenoisePass:
     """
 
     def __init__(
-        self, model: LoadedModel, *, device: torch.device, precision: Precision, sigma: float | None
+        self,
+        model: LoadedModel,
+        *,
+        device: torch.device,
+        precision: Precision,
+        sigma: float | None,
+        compile: bool = False,
     ) -> None:
         check_denoiser(model)
         d = model.descriptor
@@ -75,6 +82,12 @@ class DenoisePass:
         # a private copy in the run precision; the caller's module stays as it was
         module = copy.deepcopy(model.module).eval().requires_grad_(False)
         self._module = module.to(device=device, dtype=self._dtype, memory_format=self._memory_format)
+        # torch.compile builds per input shape (vsr.backends.compiled), shared by `for_stream` copies
+        self.compiled = (
+            CompiledShapes(CastIO(self._module, self._dtype, self._memory_format), name=d.name)
+            if compile
+            else None
+        )
         self._scene_sigma: float | None = None
         self.estimates: list[float] = []  # every auto estimate, 0..255, in stream order
 
@@ -109,10 +122,13 @@ class DenoisePass:
             return rgb
         x = rgb if len(run) == rgb.shape[0] else rgb[run]
         padded, (h, w) = pad_to_multiple(x, self._multiple)
-        padded = padded.to(dtype=self._dtype, memory_format=self._memory_format)
         sigma = torch.tensor([levels[k] / 255.0 for k in run], device=rgb.device, dtype=self._dtype)
         with torch.inference_mode():
-            y = self._module(padded, sigma)[..., :h, :w]
+            if self.compiled is not None:  # casts included in the build
+                y = self.compiled(padded, sigma)[..., :h, :w]
+            else:
+                padded = padded.to(dtype=self._dtype, memory_format=self._memory_format)
+                y = self._module(padded, sigma)[..., :h, :w]
         y = y.to(dtype=rgb.dtype, memory_format=torch.contiguous_format)
         if len(run) == rgb.shape[0]:
             return y

@@ -22,6 +22,8 @@ class UpscaleOptions:
     precision: str = "auto"
     backend: str = "auto"
     cuda_graph: bool = False  # torch on CUDA: replay a captured CUDA graph per input shape
+    # torch: a frozen torch.compile build per input shape; None: on for long inputs on the CPU
+    compile: bool | None = None
     batch: int = 1
     tile: int = 0  # input pixels per tile side; 0: whole frames
     tile_overlap: int | None = None  # None: the model's receptive radius

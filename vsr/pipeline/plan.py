@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from vsr.backends import BackendOptions, resolve_device, resolve_precision
+from vsr.backends.compiled import cxx_compiler
 from vsr.backends.selection import (
     ENGINE_DIR,
     BackendChoice,
@@ -72,6 +73,7 @@ class RunPlan:
     engine: Path | None = None  # the engine the tensorrt(-rtx) backend runs
     backend_reason: str = ""  # why this backend: "auto: ... -> torch on cpu"
     cuda_graph: bool = False  # torch on CUDA: CUDA graph replay per input shape
+    compile: bool = False  # torch: frozen torch.compile builds (the model, and the denoiser)
 
     def backend_options(self) -> BackendOptions:
         """What `create_backend` needs to make the backend this plan chose."""
@@ -81,6 +83,7 @@ class RunPlan:
             channels_last=True,
             engine=self.engine,
             cuda_graph=self.cuda_graph,
+            compile=self.compile,
         )
 
     def describe(self) -> list[str]:
@@ -90,6 +93,7 @@ class RunPlan:
             f"model:     {d.summary()}",
             f"backend:   {self.backend} on {self.device} ({self.precision}), batch {self.batch}"
             + (", CUDA graphs" if self.cuda_graph else "")
+            + (", torch.compile" if self.compile else "")
             + (f", tiles of {r.tile}px with {r.tile_overlap}px overlap" if r.tile else ""),
             *([f"           {self.backend_reason}"] if self.backend_reason else []),
             f"resize:    {iw}x{ih} -> model x{d.scale} -> {ow}x{oh}",
@@ -300,6 +304,8 @@ def make_plan(
     choice = choose_backend(
         options, model, precision=precision, device=device, shapes=shapes, engine_dir=engine_dir
     )
+    compiled, compile_note = _compile_choice(options, choice.backend, device, info, descriptor.architecture)
+    notes += [compile_note] if compile_note else []
     return RunPlan(
         model=model,
         backend=choice.backend,
@@ -313,6 +319,7 @@ def make_plan(
         notes=tuple(notes),
         denoiser=_load_denoiser(options),
         cuda_graph=_check_cuda_graph(options, choice.backend, device),
+        compile=compiled,
     )
 
 
@@ -324,6 +331,40 @@ def _check_cuda_graph(options: UpscaleOptions, backend: str, device: torch.devic
             f"--cuda-graph needs the torch backend on a CUDA device; this run is {backend} on {device}"
         )
     return True
+
+
+# --compile's automatic choice: a frozen inductor build takes 4-18 s per input shape on a 2-core
+# CPU and saves 40-230 ms a 640x360 frame (vsr.backends.compiled); a clip this short would not
+# earn the build back
+COMPILE_MIN_FRAMES = 300
+
+
+def _compile_choice(
+    options: UpscaleOptions, backend: str, device: torch.device, info: VideoInfo, architecture: str
+) -> tuple[bool, str]:
+    """Whether the torch backend runs torch.compile builds, and a note when auto decided."""
+    if options.compile is False:
+        return False, ""
+    if options.compile:
+        if backend != "torch":
+            raise ConfigError(f"--compile needs the torch backend; this run is {backend} on {device}")
+        if options.cuda_graph:
+            raise ConfigError("choose either --compile or --cuda-graph, not both")
+        if cxx_compiler() is None and device.type == "cpu":
+            raise ConfigError(
+                "--compile on the CPU needs a C++ compiler (g++); install one or pass --no-compile"
+            )
+        return True, ""
+    if backend != "torch" or device.type != "cpu" or options.cuda_graph or architecture in CLASSIC_MODELS:
+        return False, ""
+    if info.frame_count is not None and info.frame_count < COMPILE_MIN_FRAMES:
+        return False, ""
+    if cxx_compiler() is None:
+        return False, "torch.compile is off: no C++ compiler (g++) found; install one for faster CPU runs"
+    return (
+        True,
+        "torch.compile is on (--no-compile to skip): the first frame waits while each input shape is built",
+    )
 
 
 def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:

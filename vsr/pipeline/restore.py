@@ -121,7 +121,7 @@ class PreparedBatch:
 
 
 def _denoise_pass(
-    config: RestoreConfig, denoiser: LoadedModel | DenoisePass | None, backend: Backend
+    config: RestoreConfig, denoiser: LoadedModel | DenoisePass | None, backend: Backend, *, compile: bool
 ) -> DenoisePass | None:
     if config.denoise is None:
         return None
@@ -130,7 +130,9 @@ def _denoise_pass(
     sigma = None if config.denoise == "auto" else float(config.denoise)
     if isinstance(denoiser, DenoisePass):  # shared by several streams: one copy of its weights
         return denoiser.for_stream(sigma)
-    return DenoisePass(denoiser, device=backend.device, precision=backend.precision, sigma=sigma)
+    return DenoisePass(
+        denoiser, device=backend.device, precision=backend.precision, sigma=sigma, compile=compile
+    )
 
 
 class RestoreStage:
@@ -141,7 +143,8 @@ class RestoreStage:
     one stage per stream, fed its frames in order.
 
     ``denoiser`` is the denoise pre-pass's model, or a `DenoisePass` whose module several streams
-    share. ``clocks`` may be shared too: the stage adds the steps it runs to it.
+    share. ``clocks`` may be shared too: the stage adds the steps it runs to it. With
+    ``compile_denoiser`` the denoiser runs through torch.compile builds (`vsr.backends.compiled`).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class RestoreStage:
         *,
         denoiser: LoadedModel | DenoisePass | None = None,
         clocks: dict[str, StageClock] | None = None,
+        compile_denoiser: bool = False,
     ) -> None:
         self.backend = backend
         self.descriptor = descriptor
@@ -161,7 +165,7 @@ class RestoreStage:
         self._transfer = HostTransfer(self.device) if self.device.type == "cuda" else None
         self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
         self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
-        self._denoise = _denoise_pass(config, denoiser, backend)
+        self._denoise = _denoise_pass(config, denoiser, backend, compile=compile_denoiser)
         self._temporal = (
             TemporalSmoother(config.temporal_strength, flow=flow_for(config.temporal_flow, self.device))
             if config.temporal
@@ -204,6 +208,16 @@ class RestoreStage:
             shown = ", ".join(f"{s:g}" for s in self._denoise.estimates[:8])
             more = f" and {len(self._denoise.estimates) - 8} more" if len(self._denoise.estimates) > 8 else ""
             notes.append(f"denoise auto: noise sigma {shown}{more} (0..255, one per scene)")
+        builds = [
+            c
+            for c in (getattr(self.backend, "compiled", None), self._denoise and self._denoise.compiled)
+            if c
+        ]
+        if builds:
+            shapes = sum(c.built for c in builds)
+            seconds = sum(c.build_seconds for c in builds)
+            failed = " (a build failed: the rest ran eagerly)" if any(c.failed for c in builds) else ""
+            notes.append(f"torch.compile: {shapes} input shape(s) built in {seconds:.1f} s{failed}")
         return notes
 
     def reset_state(self) -> None:

@@ -295,7 +295,13 @@ class Pipeline:
         plan = self.plan
         try:
             backend = create_backend(plan.backend, plan.model, plan.backend_options())
-            stage = RestoreStage(backend, plan.model.descriptor, plan.restore, denoiser=plan.denoiser)
+            stage = RestoreStage(
+                backend,
+                plan.model.descriptor,
+                plan.restore,
+                denoiser=plan.denoiser,
+                compile_denoiser=plan.compile,
+            )
         except BaseException:
             self.source.close()
             raise

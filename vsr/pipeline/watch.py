@@ -35,11 +35,12 @@ from collections.abc import Callable
 from typing import Any
 
 from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
+from vsr.backends.compiled import cxx_compiler
 from vsr.errors import Cancelled, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
-from vsr.pipeline.plan import check_paths, resolve_model
+from vsr.pipeline.plan import CLASSIC_MODELS, check_paths, resolve_model
 from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.watch_config import WatchConfig
@@ -74,6 +75,14 @@ class WatchRun:
         self.precision = resolve_precision(options.precision, self.device, self.model.descriptor)
         self.backend_name = options.backend
         self.batch = options.batch
+        # feeds are live and long: on the CPU the builds pay for themselves (vsr.pipeline.plan)
+        self.compile = (
+            options.compile
+            if options.compile is not None
+            else self.device.type == "cpu"
+            and self.model.descriptor.architecture not in CLASSIC_MODELS
+            and cxx_compiler() is not None
+        )
         self.denoisers = load_denoisers(config.cameras)
         self.feeds = [Feed(camera) for camera in config.cameras]
         self._stop = threading.Event()
@@ -87,7 +96,8 @@ class WatchRun:
         lines = [
             f"model:     {self.model.descriptor.summary()}",
             f"backend:   {self.backend_name} on {self.device} ({self.precision}), "
-            f"batch {self.batch} across {len(self.feeds)} feeds",
+            f"batch {self.batch} across {len(self.feeds)} feeds"
+            + (", torch.compile" if self.compile else ""),
         ]
         for feed in self.feeds:
             options = feed.camera.options
@@ -264,9 +274,13 @@ class WatchRun:
     def run(self) -> WatchSummary:
         # made before any feed is open: a model or device that cannot run stops the run at once
         backend = create_backend(
-            self.backend_name, self.model, BackendOptions(device=self.device, precision=self.precision)
+            self.backend_name,
+            self.model,
+            BackendOptions(device=self.device, precision=self.precision, compile=self.compile),
         )
-        self._restorer = CrossFeedRestore(backend, self.model.descriptor, self.denoisers, self._deliver)
+        self._restorer = CrossFeedRestore(
+            backend, self.model.descriptor, self.denoisers, self._deliver, compile=self.compile
+        )
         started = time.perf_counter()
         threads = [threading.Thread(target=self._guarded_restore, name="vsr-restore", daemon=True)]
         for feed in self.feeds:

@@ -79,13 +79,17 @@ class CrossFeedRestore:
         descriptor: ModelDescriptor,
         denoisers: dict[str, LoadedModel],
         deliver: Callable[[Feed, list[Frame]], None],
+        *,
+        compile: bool = False,
     ) -> None:
         self.backend = backend
         self.descriptor = descriptor
         self._deliver = deliver
         # one module per denoiser in the run's device and precision; each feed's pass shares it
         self._denoise = {
-            name: DenoisePass(model, device=backend.device, precision=backend.precision, sigma=None)
+            name: DenoisePass(
+                model, device=backend.device, precision=backend.precision, sigma=None, compile=compile
+            )
             for name, model in denoisers.items()
         }
         # shared by every feed's stage: each adds the optional steps it runs
