@@ -80,8 +80,18 @@ class CompiledShapes:
     a build made in one grad mode is not reused in another.
     """
 
-    def __init__(self, module: torch.nn.Module, *, name: str, max_shapes: int = MAX_SHAPES) -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        *,
+        name: str,
+        max_shapes: int = MAX_SHAPES,
+        memory_format: torch.memory_format | None = None,
+    ) -> None:
         self._module = module
+        # inputs are put in this layout first: builds are specialised on strides, and the same
+        # frames reach a model both ways (decoded RGB is channels_last, a denoiser's output is not)
+        self._memory_format = memory_format
         self._name = name
         self._max = max_shapes
         self._compiled = torch.compile(module, dynamic=False, options={"freezing": True})
@@ -100,6 +110,8 @@ class CompiledShapes:
         return self._failed
 
     def __call__(self, x: torch.Tensor, *extra: Any) -> torch.Tensor:
+        if self._memory_format is not None and x.dim() == 4:
+            x = x.contiguous(memory_format=self._memory_format)
         with self._lock:
             key = _key(x)
             if self._failed:

@@ -159,7 +159,11 @@ class TorchBackend:
             if swapped:
                 log.debug("%d PReLU layers of %s use the vectorised form", swapped, model.descriptor.name)
         self.compiled = (
-            CompiledShapes(CastIO(module, self._dtype, self._memory_format), name=model.descriptor.name)
+            CompiledShapes(
+                CastIO(module, self._dtype, self._memory_format),
+                name=model.descriptor.name,
+                memory_format=self._memory_format,
+            )
             if options.compile
             else None
         )

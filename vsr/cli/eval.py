@@ -42,7 +42,7 @@ Opt = typer.Option
 _SUFFIX_FORMATS: dict[str, ReportFormat] = {".md": "md", ".csv": "csv", ".json": "json"}
 
 
-_CLIP_ONLY = ("--temporal", "--temporal-strength", "--denoise", "--denoiser", "--h264")
+_CLIP_ONLY = ("--temporal", "--temporal-strength", "--denoise", "--denoiser", "--h264", "--compile")
 
 
 def _parse_bitrate(text: str) -> int:
@@ -141,13 +141,21 @@ def eval_command(
             help="A clip: compress the low-resolution input with H.264 (libx264) at this bitrate, e.g. 300k.",
         ),
     ] = None,
+    compile: Annotated[
+        bool | None,
+        Opt(
+            "--compile/--no-compile",
+            help="A clip: run the model and denoiser through torch.compile builds, as vsr upscale does "
+            "on a CPU (the Restore times are then upscale's). [default: off]",
+        ),
+    ] = None,
 ) -> None:
     """Score a model on a folder, or on a video clip's frames: the standard SR protocol (MATLAB-bicubic
     LR, Y-channel PSNR/SSIM, border cut), or with --noise the colour-denoising one (Gaussian noise, RGB
     PSNR/SSIM). A clip gets a row per Restore configuration, with flicker (warping error) beside it."""
     report_format = _choose_format(fmt, out)
     report: EvalReport | DenoiseReport | ClipReport
-    clip_only = (temporal, temporal_strength, denoise, denoiser, h264)
+    clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile)
     if Path(folder).is_file():
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise on image folders; give a model")
@@ -157,7 +165,7 @@ def eval_command(
         )
         report = evaluate_clip(
             folder, model or BICUBIC, scale=scale, frames=frames, device=device, precision=precision,
-            configs=configs, degradation=degradation, denoiser=denoiser, crops=crops,
+            configs=configs, degradation=degradation, denoiser=denoiser, crops=crops, compile=bool(compile),
         )  # fmt: skip
     elif given := [name for name, value in zip(_CLIP_ONLY, clip_only, strict=True) if value is not None]:
         raise ConfigError(f"{', '.join(given)} apply to a video clip; {folder} is not a file")

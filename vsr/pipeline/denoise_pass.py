@@ -84,7 +84,11 @@ class DenoisePass:
         self._module = module.to(device=device, dtype=self._dtype, memory_format=self._memory_format)
         # torch.compile builds per input shape (vsr.backends.compiled), shared by `for_stream` copies
         self.compiled = (
-            CompiledShapes(CastIO(self._module, self._dtype, self._memory_format), name=d.name)
+            CompiledShapes(
+                CastIO(self._module, self._dtype, self._memory_format),
+                name=d.name,
+                memory_format=self._memory_format,
+            )
             if compile
             else None
         )

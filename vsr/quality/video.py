@@ -165,9 +165,11 @@ class _Scorer:
         precision: str,
         denoiser: LoadedModel | None,
         crops: bool,
+        compile: bool = False,
     ) -> None:
         d = loaded.descriptor
-        backend = create_backend("torch", loaded, BackendOptions(device=device, precision=precision))  # type: ignore[arg-type]
+        options = BackendOptions(device=device, precision=precision, compile=compile)  # type: ignore[arg-type]
+        backend = create_backend("torch", loaded, options)
         w, h = size
         self.stages = [
             RestoreStage(
@@ -185,6 +187,7 @@ class _Scorer:
                     denoise=c.denoise,
                 ),
                 denoiser=denoiser,
+                compile_denoiser=compile,
             )
             for c in configs
         ]
@@ -239,6 +242,7 @@ def evaluate_clip(
     degradation: ClipDegradation | None = None,
     denoiser: str | None = None,
     crops: str | os.PathLike[str] | None = None,
+    compile: bool = False,
 ) -> ClipReport:
     """Score ``model`` on the first ``frames`` frames of a video (all with None), a row a configuration.
 
@@ -279,7 +283,7 @@ def evaluate_clip(
                     )
                 scorer = _Scorer(
                     loaded, configs, size=(w, h), device=torch_device, precision=resolved,
-                    denoiser=denoise_model, crops=crops is not None,
+                    denoiser=denoise_model, crops=crops is not None, compile=compile,
                 )  # fmt: skip
             scorer(index, hr, lr)
     if scorer is None:
