@@ -410,3 +410,28 @@ def test_cli_eval_noise_tables_and_one_line_errors(tmp_path: Path, data_root: Pa
         assert message in _one_line_error(result.stderr), args
     with pytest.raises(ModelError, match="is a denoiser"):
         evaluate_folder(folder, str(model))
+
+
+def test_compressed_noise_is_seeded_compressed_and_labelled_with_the_measured_level() -> None:
+    from vsr.ops.noise import estimate_noise_sigma
+    from vsr.train.denoise import CompressedNoise, make_noise
+
+    assert isinstance(make_noise("compressed-noise"), CompressedNoise)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    clean = torch.from_numpy(np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 + 0.3 * xx * yy])).float()
+    clean = clean.expand(4, 3, 64, 64).contiguous()
+    noise = CompressedNoise(sigma_max=30.0)
+    noisy, sigma = noise(clean, np.random.default_rng(1))
+    again, sigma_again = noise(clean, np.random.default_rng(1))
+    assert torch.equal(noisy, again) and torch.equal(sigma, sigma_again)  # a pure function of the seed
+    assert torch.equal(noisy, (noisy * 255).round() / 255)  # 8-bit, as decoded video is
+    assert torch.allclose(sigma, estimate_noise_sigma(noisy))  # told what --denoise auto measures
+    # compression alone, no noise: the frame changes (block artefacts) but stays close
+    only_h264 = CompressedNoise(sigma_max=1e-6, h264_prob=1.0, crf=(40, 40))
+    squashed, _ = only_h264(clean, rng)
+    exact = torch.floor(clean * 255 + 0.5) / 255
+    mse = float(((squashed - exact) ** 2).mean())
+    assert 0 < mse and 10 * math.log10(1 / mse) > 30
+    with pytest.raises(ValueError, match="compressed noise needs float32"):
+        noise(clean.double(), rng)

@@ -30,6 +30,7 @@ __all__ = [
     "NOISE_MODELS",
     "NOISE_SIGMA_MAX",
     "VALIDATION_SIGMA",
+    "CompressedNoise",
     "DenoiseValidationSet",
     "GaussianNoise",
     "NoisyPatchDataset",
@@ -61,10 +62,54 @@ class GaussianNoise:
         return clean + torch.from_numpy(noise), torch.from_numpy(sigma)
 
 
-NOISE_MODELS: dict[str, Callable[[], GaussianNoise]] = {"gaussian-noise": GaussianNoise}
+class CompressedNoise:
+    """Camera-like noise: Gaussian noise, rounded to 8 bits, then (mostly) an H.264 round trip.
+
+    Each patch draws sigma uniformly in [0, ``sigma_max``] (0..255 scale), is rounded to uint8,
+    and with probability ``h264_prob`` goes through libx264 at a CRF drawn from ``crf`` as the last
+    of three frames of a slow pan (`vsr.train.realistic`: its artefacts are those of a predicted
+    frame). What the model is told is what the pipeline's ``--denoise auto`` measures on the frame
+    it gets, `vsr.ops.noise.estimate_noise_sigma` of the degraded patch, not the sigma that was
+    added: compression removes part of the noise and adds its own, and the network learns what a
+    measured level means on such input.
+    """
+
+    def __init__(
+        self, *, sigma_max: float = 50.0, h264_prob: float = 0.85, crf: tuple[int, int] = (20, 42)
+    ) -> None:
+        self.sigma_max = sigma_max
+        self.h264_prob = h264_prob
+        self.crf = crf
+
+    def __call__(self, clean: Tensor, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        from vsr.ops.noise import estimate_noise_sigma
+        from vsr.train.realistic import _h264, _moving_frames
+
+        if clean.dtype != torch.float32 or clean.dim() != 4:
+            raise ValueError(
+                f"compressed noise needs float32 N x C x H x W, got {clean.dtype} {tuple(clean.shape)}"
+            )
+        images = clean.permute(0, 2, 3, 1).numpy() * 255.0
+        out = np.empty(images.shape, dtype=np.uint8)
+        for k, img in enumerate(images):
+            sigma = rng.uniform(0.0, self.sigma_max)
+            noisy = img + rng.standard_normal(img.shape, dtype=np.float32) * sigma
+            patch = np.floor(np.clip(noisy, 0.0, 255.0) + 0.5).astype(np.uint8)
+            if rng.random() < self.h264_prob:
+                crf = int(rng.integers(self.crf[0], self.crf[1] + 1))
+                patch = _h264(_moving_frames(patch, 3, 1.5, rng), crf=crf, preset="veryfast")
+            out[k] = patch
+        noisy = torch.from_numpy(out).permute(0, 3, 1, 2).to(torch.float32).div_(255.0).contiguous()
+        return noisy, estimate_noise_sigma(noisy).to(torch.float32)
 
 
-def make_noise(name: str) -> GaussianNoise:
+NOISE_MODELS: dict[str, Callable[[], GaussianNoise | CompressedNoise]] = {
+    "gaussian-noise": GaussianNoise,
+    "compressed-noise": CompressedNoise,
+}
+
+
+def make_noise(name: str) -> GaussianNoise | CompressedNoise:
     try:
         return NOISE_MODELS[name]()
     except KeyError:
@@ -80,7 +125,7 @@ class NoisyPatchDataset(PatchSampler):
         *,
         patch_size: int,
         batch_size: int,
-        noise: GaussianNoise,
+        noise: GaussianNoise | CompressedNoise,
         seed: int,
     ) -> None:
         super().__init__(images, patch_size=patch_size, batch_size=batch_size, seed=seed)
