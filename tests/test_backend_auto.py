@@ -357,6 +357,7 @@ def test_runs_and_bench_make_the_backend_the_plan_chose(
 ) -> None:
     """The engine the plan picked (not the newest in the cache) and --cuda-graph reach the backend."""
     import vsr.pipeline.bench as bench_module
+    import vsr.pipeline.plan as plan_module  # RunPlan.restore_stage makes the backend for both
     import vsr.pipeline.runner as runner_module
     from vsr.backends import create_backend
 
@@ -367,8 +368,7 @@ def test_runs_and_bench_make_the_backend_the_plan_chose(
         seen.append((name, options))
         return create_backend(name, model, options)
 
-    monkeypatch.setattr(runner_module, "create_backend", recording)
-    monkeypatch.setattr(bench_module, "create_backend", recording)
+    monkeypatch.setattr(plan_module, "create_backend", recording)
     options = UpscaleOptions(model="lanczos", precision="fp32")
     plan = make_plan(probe(clip).video, options)
     runner_module.Pipeline(clip, tmp_path / "out.mp4", options).run()

@@ -250,7 +250,10 @@ def test_shipped_recipe_parses_and_meets_its_budget() -> None:
     ("fields", "message"),
     [
         ({"scale": 2}, "task 'denoise' needs scale = 1"),
-        ({"degradation": "bicubic"}, "set data.degradation to one of gaussian-noise, not 'bicubic'"),
+        (
+            {"degradation": "bicubic"},
+            "set data.degradation to one of gaussian-noise, compressed-noise, not 'bicubic'",
+        ),
         ({**_SR, "degradation": "gaussian-noise"}, "'gaussian-noise' is for task = \"denoise\""),
         ({"task": "bogus"}, "task must be 'sr' or 'denoise'"),
     ],

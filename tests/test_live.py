@@ -292,7 +292,7 @@ def test_a_camera_back_at_another_resolution_keeps_the_output_size(
 def test_a_slow_model_makes_live_mode_drop_frames_and_keep_latency_bounded(
     server: RtspServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vsr.pipeline.runner as runner
+    import vsr.pipeline.plan as runner  # the plan makes the run's backend
 
     real = runner.create_backend
     monkeypatch.setattr(runner, "create_backend", lambda *a, **k: SlowBackend(real(*a, **k), 0.12))

@@ -166,7 +166,7 @@ class _FailingBackend:
 def test_a_failure_mid_run_stops_every_stage_and_keeps_what_was_encoded(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vsr.pipeline.runner as runner
+    import vsr.pipeline.plan as runner  # the plan makes the run's backend
 
     real = runner.create_backend
     monkeypatch.setattr(runner, "create_backend", lambda *a, **k: _FailingBackend(real(*a, **k), fail_on=20))

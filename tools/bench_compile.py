@@ -14,26 +14,14 @@ warm-up; the denoiser runs at sigma 15.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
+from bench_prelu import best_ms  # tools/ is the script's folder, so on sys.path
 
 from vsr.backends import BackendOptions, create_backend
 from vsr.models import load_model
 from vsr.pipeline.denoise_pass import DenoisePass
-
-
-def best_ms(call: Callable[[], torch.Tensor], runs: int) -> float:
-    for _ in range(2):
-        call()
-    rounds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(runs):
-            call()
-        rounds.append((time.perf_counter() - started) / runs * 1000)
-    return round(min(rounds), 1)
 
 
 def runners(

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from vsr.backends import create_backend
 from vsr.errors import ConfigError
 from vsr.media import FileSink, FileSource, Frame
 from vsr.pipeline.bench_gpu import GpuReport, GpuSampler
@@ -174,16 +173,9 @@ def run_bench(
         with FileSource(clip) as source:
             info = source.info
         plan = make_plan(info, options)
-        backend = create_backend(plan.backend, plan.model, plan.backend_options())
-        stage = RestoreStage(
-            backend,
-            plan.model.descriptor,
-            plan.restore,
-            denoiser=plan.denoiser,
-            compile_denoiser=plan.compile,
-        )
+        stage = plan.restore_stage()
         steps, restored = _restore(stage, decoded[:stage_frames], plan.batch)
-        del decoded, stage, backend  # free the frames and the model before the real run loads its own
+        del decoded, stage  # free the frames and the model before the real run loads its own
         encode = _encode(Path(tmp) / "encode_only.mp4", restored, plan.output)
         del restored
         with GpuSampler(plan.device) as sampler:

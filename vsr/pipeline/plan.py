@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from vsr.backends import BackendOptions, resolve_device, resolve_precision
+from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
 from vsr.backends.compiled import cxx_compiler
 from vsr.backends.selection import (
     ENGINE_DIR,
@@ -43,7 +43,7 @@ from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import ModelDescriptor, Precision
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions
-from vsr.pipeline.restore import RestoreConfig
+from vsr.pipeline.restore import RestoreConfig, RestoreStage
 from vsr.pipeline.temporal import flow_for
 
 __all__ = [
@@ -84,6 +84,17 @@ class RunPlan:
             engine=self.engine,
             cuda_graph=self.cuda_graph,
             compile=self.compile,
+        )
+
+    def restore_stage(self) -> RestoreStage:
+        """The backend this plan chose, and the Restore stage around it."""
+        backend = create_backend(self.backend, self.model, self.backend_options())
+        return RestoreStage(
+            backend,
+            self.model.descriptor,
+            self.restore,
+            denoiser=self.denoiser,
+            compile_denoiser=self.compile,
         )
 
     def describe(self) -> list[str]:

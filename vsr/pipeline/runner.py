@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsr.backends import create_backend
 from vsr.errors import Cancelled, ConfigError, VsrError
 from vsr.media import Frame, incompatible_streams
 from vsr.media.hls import HlsSink
@@ -294,14 +293,7 @@ class Pipeline:
     def run(self) -> RunSummary:
         plan = self.plan
         try:
-            backend = create_backend(plan.backend, plan.model, plan.backend_options())
-            stage = RestoreStage(
-                backend,
-                plan.model.descriptor,
-                plan.restore,
-                denoiser=plan.denoiser,
-                compile_denoiser=plan.compile,
-            )
+            stage = plan.restore_stage()
         except BaseException:
             self.source.close()
             raise
