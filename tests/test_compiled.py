@@ -14,13 +14,14 @@ import torch
 from typer.testing import CliRunner
 
 from vsr.backends import BackendOptions, create_backend
+from vsr.backends.compiled import AUTO_MIN_FRAMES as COMPILE_MIN_FRAMES
 from vsr.backends.compiled import CompiledShapes, cxx_compiler
 from vsr.cli import app
 from vsr.media import probe
 from vsr.models import load_model
 from vsr.pipeline.denoise_pass import DenoisePass
 from vsr.pipeline.options import UpscaleOptions
-from vsr.pipeline.plan import COMPILE_MIN_FRAMES, make_plan
+from vsr.pipeline.plan import make_plan
 from vsr.pipeline.watch import WatchRun
 from vsr.pipeline.watch_config import load_watch_config
 

@@ -11,8 +11,8 @@ eager bf16 run by at most one bf16 step (one uint8 level in 15 % of the samples)
 where eager runs took 55-138 and 81-101 (`tools/bench_compile.py`, docs/BENCHMARKS.md; eager
 times on that machine vary from run to run far more than compiled ones).
 
-A build takes seconds (4-18 s per shape on that CPU; the later figure with an empty inductor
-cache, the earlier with the on-disk cache a previous run left). So a bounded number of shapes is
+A build takes seconds (1-4 s per shape on that CPU with the on-disk cache a previous build left,
+21.5 s for the first build on a fresh machine, which compiles inductor's headers). So a bounded number of shapes is
 built: a video gives one, tiling a few. A smaller batch of a frame size already built (a stream's
 last batch, or a batch from which still-frame reuse took frames) is padded up to it rather than
 built anew; any other shape beyond the bound runs eagerly. A build that fails (no C++ compiler,
@@ -29,7 +29,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["MAX_SHAPES", "CastIO", "CompiledShapes", "cxx_compiler"]
+from vsr.models.classic import CLASSIC_KERNELS
+
+__all__ = ["AUTO_MIN_FRAMES", "MAX_SHAPES", "CastIO", "CompiledShapes", "auto_compile", "cxx_compiler"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,25 @@ log = logging.getLogger(__name__)
 MAX_SHAPES = 4
 
 _Key = tuple[tuple[int, ...], torch.dtype, bool]
+
+# the automatic choice: a build costs 1-4 s per shape (21.5 s on a fresh machine) and saves
+# 14-60 ms a 640x360 frame with the fast models; a clip this short would not earn it back
+AUTO_MIN_FRAMES = 300
+
+
+def auto_compile(device: torch.device, architecture: str, frame_count: int | None) -> tuple[bool, str]:
+    """Whether a torch-backend run should build, unasked, and a note for the user when it does
+    (or cannot): CPU runs of neural models whose input is live (no frame count) or long."""
+    if device.type != "cpu" or architecture in CLASSIC_KERNELS:  # a resizer: nothing to fuse
+        return False, ""
+    if frame_count is not None and frame_count < AUTO_MIN_FRAMES:
+        return False, ""
+    if cxx_compiler() is None:
+        return False, "torch.compile is off: no C++ compiler (g++) found; install one for faster CPU runs"
+    return (
+        True,
+        "torch.compile is on (--no-compile to skip): the first frame waits while each input shape is built",
+    )
 
 
 def cxx_compiler() -> str | None:

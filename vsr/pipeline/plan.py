@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
-from vsr.backends.compiled import cxx_compiler
+from vsr.backends.compiled import auto_compile, cxx_compiler
 from vsr.backends.selection import (
     ENGINE_DIR,
     BackendChoice,
@@ -344,12 +344,6 @@ def _check_cuda_graph(options: UpscaleOptions, backend: str, device: torch.devic
     return True
 
 
-# --compile's automatic choice: a frozen inductor build takes 4-18 s per input shape on a 2-core
-# CPU and saves 40-230 ms a 640x360 frame (vsr.backends.compiled); a clip this short would not
-# earn the build back
-COMPILE_MIN_FRAMES = 300
-
-
 def _compile_choice(
     options: UpscaleOptions, backend: str, device: torch.device, info: VideoInfo, architecture: str
 ) -> tuple[bool, str]:
@@ -366,16 +360,9 @@ def _compile_choice(
                 "--compile on the CPU needs a C++ compiler (g++); install one or pass --no-compile"
             )
         return True, ""
-    if backend != "torch" or device.type != "cpu" or options.cuda_graph or architecture in CLASSIC_MODELS:
+    if backend != "torch" or options.cuda_graph:
         return False, ""
-    if info.frame_count is not None and info.frame_count < COMPILE_MIN_FRAMES:
-        return False, ""
-    if cxx_compiler() is None:
-        return False, "torch.compile is off: no C++ compiler (g++) found; install one for faster CPU runs"
-    return (
-        True,
-        "torch.compile is on (--no-compile to skip): the first frame waits while each input shape is built",
-    )
+    return auto_compile(device, architecture, info.frame_count)
 
 
 def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:

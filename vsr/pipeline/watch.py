@@ -35,12 +35,12 @@ from collections.abc import Callable
 from typing import Any
 
 from vsr.backends import BackendOptions, create_backend, resolve_device, resolve_precision
-from vsr.backends.compiled import cxx_compiler
+from vsr.backends.compiled import auto_compile
 from vsr.errors import Cancelled, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
-from vsr.pipeline.plan import CLASSIC_MODELS, check_paths, resolve_model
+from vsr.pipeline.plan import check_paths, resolve_model
 from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.watch_config import WatchConfig
@@ -75,14 +75,9 @@ class WatchRun:
         self.precision = resolve_precision(options.precision, self.device, self.model.descriptor)
         self.backend_name = options.backend
         self.batch = options.batch
-        # feeds are live and long: on the CPU the builds pay for themselves (vsr.pipeline.plan)
-        self.compile = (
-            options.compile
-            if options.compile is not None
-            else self.device.type == "cpu"
-            and self.model.descriptor.architecture not in CLASSIC_MODELS
-            and cxx_compiler() is not None
-        )
+        # feeds are live and long: on the CPU the builds pay for themselves (vsr.backends.compiled)
+        auto, _ = auto_compile(self.device, self.model.descriptor.architecture, None)
+        self.compile = options.compile if options.compile is not None else auto
         self.denoisers = load_denoisers(config.cameras)
         self.feeds = [Feed(camera) for camera in config.cameras]
         self._stop = threading.Event()
