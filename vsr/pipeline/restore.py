@@ -24,13 +24,15 @@ import torch
 from vsr.backends.base import Backend
 from vsr.backends.transfer import HostTransfer
 from vsr.errors import ConfigError, InputError
-from vsr.media.color import ColorDescription, ColorRange
-from vsr.media.frame import Frame, pixel_layout
+from vsr.media.color import ColorDescription
+from vsr.media.frame import Frame
 from vsr.models.descriptor import LoadedModel, ModelDescriptor
-from vsr.ops.color import SampleFormat, planes_to_rgb, rgb_to_planes
+from vsr.ops.color import planes_to_rgb, rgb_to_planes
 from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
 from vsr.pipeline.denoise_pass import DenoisePass
+from vsr.pipeline.regions import WINDOW_BATCH, RegionPlan, paste_tiles, regions_for
+from vsr.pipeline.sample_format import sample_format
 from vsr.pipeline.stats import StageClock
 from vsr.pipeline.temporal import CutDetector, FlowMethod, StillFrames, TemporalSmoother, flow_for
 
@@ -38,24 +40,6 @@ __all__ = ["RESTORE_STEPS", "PreparedBatch", "RestoreConfig", "RestoreStage", "r
 
 # the steps a Restore stage times, in the order a frame goes through them
 RESTORE_STEPS = ("upload", "analyse", "denoise", "model", "temporal", "download")
-
-# formats whose significant bits sit at the top of 16-bit words
-_MSB_ALIGNED_BITS = {"p010le": 10}
-
-
-def sample_format(pix_fmt: str, color: ColorDescription) -> SampleFormat:
-    """The colour maths' view of a pixel format tagged with a resolved colour description."""
-    layout = pixel_layout(pix_fmt)
-    family = "bgr" if pix_fmt == "bgr24" else layout.family
-    return SampleFormat(
-        family=family,  # type: ignore[arg-type]
-        bits=_MSB_ALIGNED_BITS.get(pix_fmt, layout.bits),
-        chroma_w=layout.chroma_w,
-        chroma_h=layout.chroma_h,
-        matrix=int(color.matrix),
-        full_range=color.range == ColorRange.FULL,
-        msb_aligned=pix_fmt in _MSB_ALIGNED_BITS,
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +56,8 @@ class RestoreConfig:
     temporal_strength: float = 0.5
     temporal_flow: FlowMethod = "auto"  # the motion estimator: auto (by device), dis or torch
     reuse_still: bool = False
+    # with reuse_still: restore only the tiles that changed when that is cheaper (vsr.pipeline.regions)
+    reuse_regions: bool = True
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
 
 
@@ -111,9 +97,12 @@ class PreparedBatch:
     """One stream's batch after the steps before the model (`RestoreStage.prepare`)."""
 
     frames: Sequence[Frame]
-    model_input: torch.Tensor | None  # RGB of the frames the model runs on (denoised); None: all still
+    model_input: torch.Tensor | None  # RGB of the frames the model runs on whole (denoised); None: none
     new_scene: list[bool]  # one flag per frame of ``model_input``
     still: list[bool]  # one flag per frame: it takes the output of the frame before it
+    # per frame: the tiles restored in part (changed-region reuse), else None; their windows stacked
+    regions: Sequence[RegionPlan | None] = ()
+    windows: torch.Tensor | None = None
 
     @property
     def model_frames(self) -> int:
@@ -172,6 +161,11 @@ class RestoreStage:
             else None
         )
         self._still = StillFrames() if config.reuse_still else None
+        self._regions = (
+            regions_for(descriptor, config.input_size, config.output_size)
+            if config.reuse_still and config.reuse_regions and not (config.temporal or config.tile)
+            else None  # temporal smoothing changes every pixel anyway; tiles already split the frame
+        )
         # cuts matter to the steps that keep a scene's state: temporal smoothing and the auto sigma
         needs_cuts = self._temporal is not None or (self._denoise is not None and self._denoise.sigma is None)
         self._cuts = CutDetector() if needs_cuts else None
@@ -192,6 +186,20 @@ class RestoreStage:
         return self._still.reused if self._still is not None else 0
 
     @property
+    def frames_partial(self) -> int:
+        return self._regions.partial if self._regions is not None else 0
+
+    @property
+    def pixels_reused(self) -> float:
+        """The share of output pixels that came from a previous output: still frames and kept tiles."""
+        seen = self._still.seen if self._still is not None else 0
+        if not seen:
+            return 0.0
+        kept = self._regions.pixels_reused if self._regions is not None else 0
+        width, height = self.config.input_size
+        return (self.frames_reused + kept / (width * height)) / seen
+
+    @property
     def scene_cuts(self) -> int:
         return self._cuts.cuts if self._cuts is not None else 0
 
@@ -204,6 +212,8 @@ class RestoreStage:
             notes.append(
                 f"still-frame reuse: {self._still.reused} of {seen} frames took the previous output{share}"
             )
+            if self._regions is not None and seen:
+                notes.append(self._regions.note(seen))
         if self._denoise is not None and self._denoise.sigma is None:
             shown = ", ".join(f"{s:g}" for s in self._denoise.estimates[:8])
             more = f" and {len(self._denoise.estimates) - 8} more" if len(self._denoise.estimates) > 8 else ""
@@ -222,7 +232,7 @@ class RestoreStage:
 
     def reset_state(self) -> None:
         """Forget the stream's past (after a reconnect or a seek): the next frame starts a scene."""
-        for part in (self._cuts, self._still, self._temporal, self._denoise):
+        for part in (self._cuts, self._still, self._regions, self._temporal, self._denoise):
             if part is not None:
                 part.reset()
         self._last_output = None
@@ -263,10 +273,12 @@ class RestoreStage:
             with self.clocks["upload"].busy(n):
                 rgb = self.to_rgb(frames)
             new_scene, still = [False] * n, [False] * n
+            regions: list[RegionPlan | None] = [None] * n
             if self._analyse:
                 with self.clocks["analyse"].busy(n):
                     new_scene = self._cuts.update(rgb) if self._cuts is not None else new_scene
                     still = self._still.update(rgb) if self._still is not None else still
+                    regions = [None if s else self._plan_regions(rgb[k : k + 1]) for k, s in enumerate(still)]
             run = [k for k in range(n) if not still[k]]
             if not run:
                 return PreparedBatch(frames=frames, model_input=None, new_scene=[], still=still)
@@ -275,7 +287,21 @@ class RestoreStage:
             if self._denoise is not None:
                 with self.clocks["denoise"].busy(len(run)):
                     x = self._denoise(x, scenes)
-        return PreparedBatch(frames=frames, model_input=x, new_scene=scenes, still=still)
+            if self._regions is None or all(regions[k] is None for k in run):
+                return PreparedBatch(frames=frames, model_input=x, new_scene=scenes, still=still)
+            # frames restored in part give their windows; the others stay the model's whole input
+            whole, windows = self._regions.split([regions[k] for k in run], x)
+        return PreparedBatch(
+            frames=frames,
+            model_input=x[whole] if whole else None,
+            new_scene=[scenes[j] for j in whole],
+            still=still,
+            regions=regions,
+            windows=windows,
+        )
+
+    def _plan_regions(self, frame: torch.Tensor) -> RegionPlan | None:
+        return self._regions.plan(frame) if self._regions is not None else None
 
     def finish(self, batch: PreparedBatch, restored: torch.Tensor | None) -> list[Frame]:
         """The steps after the model: [temporal smoothing], [still-frame reuse], download.
@@ -289,7 +315,7 @@ class RestoreStage:
                     restored = self._temporal(batch.model_input, restored, batch.new_scene)
                     self._sync()
             if self._still is not None:
-                restored = self._with_reused(restored, batch.still)
+                restored = self._with_reused(restored, batch)
             assert restored is not None
             with self.clocks["download"].busy(len(batch.frames)):
                 return self.to_frames(batch.frames, restored)
@@ -298,11 +324,26 @@ class RestoreStage:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # so the clocks split device time honestly
 
-    def _with_reused(self, restored: torch.Tensor | None, still: list[bool]) -> torch.Tensor:
-        """The batch's outputs in order: a still frame takes the output shown for the frame before it."""
-        rows, j, last = [], 0, self._last_output
-        for is_still in still:
-            if not is_still:
+    def _with_reused(self, restored: torch.Tensor | None, batch: PreparedBatch) -> torch.Tensor:
+        """The batch's outputs in order: a still frame takes the output shown for the frame before it,
+        a frame restored in part that output with its recomputed tiles pasted in."""
+        windows = None
+        if batch.windows is not None:
+            with self.clocks["model"].busy(sum(bool(p and p.windows) for p in batch.regions)):
+                # in calls of a few windows: a compiled backend builds for at most two window batches
+                chunks = batch.windows.split(WINDOW_BATCH)
+                windows = torch.cat([self.backend.run(c) for c in chunks]).clamp_(0.0, 1.0)
+                self._sync()
+        rows, j, w, last = [], 0, 0, self._last_output
+        plans = batch.regions or [None] * len(batch.still)
+        for is_still, plan in zip(batch.still, plans, strict=True):
+            if plan is not None:
+                assert last is not None  # a frame is restored in part only once one ran whole
+                if plan.windows:
+                    assert windows is not None
+                    last = paste_tiles(last, windows[w : w + len(plan.windows)], plan, self.descriptor.scale)
+                    w += len(plan.windows)
+            elif not is_still:
                 assert restored is not None
                 last = restored[j : j + 1]
                 j += 1

@@ -376,6 +376,8 @@ class Pipeline:
             pix_fmt=plan.output.pix_fmt,
             passthrough_packets=self.packets_out,
             frames_reused=stage.frames_reused,
+            frames_partial=stage.frames_partial,
+            pixels_reused=round(stage.pixels_reused, 4),
             scene_cuts=stage.scene_cuts,
             notes=list(plan.notes) + self.source.run_notes() + list(sink_notes) + stage.run_notes(),
             live=self._live_report(),

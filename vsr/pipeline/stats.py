@@ -111,6 +111,8 @@ class RunSummary:
     pix_fmt: str
     passthrough_packets: int = 0
     frames_reused: int = 0  # still frames that took the previous output instead of the model's
+    frames_partial: int = 0  # frames of which only the changed tiles ran (changed-region reuse)
+    pixels_reused: float = 0.0  # share of all output pixels taken from a previous output, both ways
     scene_cuts: int = 0  # cuts found after the first frame (counted when a step needs them)
     notes: list[str] = field(default_factory=list)
     live: LiveReport | None = None  # live inputs (RTSP, RTMP, HTTP, camera) only

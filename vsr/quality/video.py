@@ -37,7 +37,8 @@ from vsr.models.classic import CLASSIC_KERNELS
 from vsr.ops.color import planes_to_rgb
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions
-from vsr.pipeline.restore import RestoreConfig, RestoreStage, sample_format
+from vsr.pipeline.restore import RestoreConfig, RestoreStage
+from vsr.pipeline.sample_format import sample_format
 from vsr.quality.clip_degrade import ClipDegradation
 from vsr.quality.clip_report import ClipReport, ClipResult, CropsInfo
 from vsr.quality.evaluate import _SSIM_WINDOW, BICUBIC, check_sr_model

@@ -1,0 +1,105 @@
+"""Changed-region reuse: only the tiles near a change run, and the output is the whole frame's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vsr.models import load_model
+from vsr.pipeline.regions import TILE, ChangedRegions, regions_for
+
+from streams import frames_of, rgb_of, stage, texture, u8
+
+SIZE = (256, 160)  # width, height: 8 x 5 tiles of 32 pixels
+
+
+def _scene(frames: int, *, step: int = 3) -> list[np.ndarray]:
+    """A fixed textured background with a bright 10x10 square moving ``step`` pixels right a frame."""
+    background = texture(SIZE[1], SIZE[0], seed=11)
+    images = []
+    for t in range(frames):
+        img = background.copy()
+        img[36:46, 20 + step * t : 30 + step * t] = 250.0
+        images.append(u8(img))
+    return images
+
+
+def _t(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_only_tiles_near_the_change_are_recomputed() -> None:
+    images = _scene(3)
+    regions = ChangedRegions((SIZE[1], SIZE[0]), radius=10)
+    assert regions.plan(_t(images[0])) is None  # the first frame runs whole
+    plan = regions.plan(_t(images[1]))
+    assert plan is not None
+    # the square (rows 36-45, columns 20-32; 8-pixel blocks 32-47 and 16-39) and 10 pixels (two
+    # blocks) around it: tile rows 0-1, columns 0-1
+    assert sorted(plan.tiles) == [(0, 32, 0, 32), (0, 32, 32, 64), (32, 64, 0, 32), (32, 64, 32, 64)]
+    assert plan.recomputed == pytest.approx(4 * TILE * TILE / (SIZE[0] * SIZE[1]))
+    # each window holds its tile and 10 pixels of context, or reaches the frame's edge
+    for (wy, wx), (y0, y1, x0, x1) in zip(plan.windows, plan.tiles, strict=True):
+        assert wy <= max(y0 - 10, 0) and wy + regions.window[0] >= min(y1 + 10, SIZE[1])
+        assert wx <= max(x0 - 10, 0) and wx + regions.window[1] >= min(x1 + 10, SIZE[0])
+    # nothing changed: every tile is kept (a plan with no window)
+    same = regions.plan(_t(images[1]))
+    assert same is not None and same.windows == [] and same.recomputed == 0.0
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_output_equals_running_every_frame_whole(batch: int) -> None:
+    clip = frames_of(_scene(8))
+    every = stage(SIZE, model="fast-x2")
+    reusing = stage(SIZE, model="fast-x2", reuse_still=True)
+    expected = rgb_of(every(clip))
+    out = [f for i in range(0, len(clip), batch) for f in reusing(clip[i : i + batch])]
+    assert [f.pts for f in out] == [f.pts for f in clip]
+    assert reusing._regions is not None and reusing._regions.partial == 7
+    note = next(n for n in reusing.run_notes() if n.startswith("region reuse"))
+    assert note.startswith("region reuse: 7 frames restored in part; ")
+    for got, want in zip(rgb_of(out), expected, strict=True):
+        # float rounding of convolutions over windows against the whole frame: at most one level
+        assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+    # and the square really moved in the output: the reused frames are not the first frame's
+    assert _psnr(rgb_of(out)[-1], expected[0]) < 30
+
+
+def test_a_change_everywhere_runs_the_whole_frame() -> None:
+    base = texture(SIZE[1], SIZE[0], seed=12)
+    clip = frames_of([u8(base), u8(base + 20.0), u8(base + 20.0)])
+    reusing = stage(SIZE, model="fast-x2", reuse_still=True)
+    out = rgb_of(reusing(clip))
+    expected = rgb_of(stage(SIZE, model="fast-x2")(clip))
+    assert reusing._regions is not None and reusing._regions.partial == 0
+    assert reusing.frames_reused == 1  # the exact duplicate: still-frame reuse
+    assert all(np.array_equal(a, b) for a, b in zip(out, expected, strict=True))
+
+
+def test_a_slow_drift_is_caught_up_with_not_frozen() -> None:
+    base = texture(SIZE[1], SIZE[0], seed=13)
+    images = [u8(base + 2.0 * t) for t in range(6)]  # 2 levels a frame: below the threshold each time
+    reusing = stage(SIZE, model="fast-x2", reuse_still=True)
+    out = rgb_of(reusing(frames_of(images)))
+    expected = rgb_of(stage(SIZE, model="fast-x2")(frames_of(images)))
+    # the output never lags the input by more than the threshold (6 levels), so it follows the drift
+    assert _psnr(out[-1], expected[-1]) > 35
+    assert float(np.mean(out[-1])) > float(np.mean(out[0])) + 6
+
+
+def test_where_region_reuse_cannot_be_exact_it_is_off() -> None:
+    fast = load_model("fast-x2").descriptor
+    assert regions_for(fast, SIZE, (2 * SIZE[0], 2 * SIZE[1])) is not None
+    assert regions_for(fast, SIZE, (300, 180)) is None  # a resized output
+    assert regions_for(fast, (48, 32), (96, 64)) is None  # a frame too small for a window to pay
+    assert regions_for(load_model("denoise").descriptor, SIZE, SIZE) is None
+    # temporal smoothing and tiling turn it off in the stage
+    assert stage(SIZE, model="fast-x2", reuse_still=True, temporal=True)._regions is None
+    assert stage(SIZE, model="fast-x2", reuse_still=True, tile=64)._regions is None
+    assert stage(SIZE, model="fast-x2", reuse_still=True, reuse_regions=False)._regions is None
