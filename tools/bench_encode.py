@@ -1,14 +1,17 @@
 """4K encode speed of the Sink: libx264/libx265 presets and thread counts on real upscaled frames.
 
     python tools/bench_encode.py [--frames 24] [--size 3840x2160] [--presets ultrafast,veryfast,medium]
-                                 [--threads 0] [--codec libx264] [--json]
+                                 [--threads 0] [--instances 1] [--gop N] [--codec libx264] [--json]
 
 The encoder is the pipeline's own (`FileSink`, what `vsr upscale` writes with), fed 4:2:0 frames
 that look like an SR output: bigbuckbunny's 1280x720 frames scaled to --size by swscale's bicubic
 (smooth, detailed where the source is, moving as the film moves). The frames are made first and
 kept in memory; only ``write_frame`` and the final ``close`` (the encoder's flush) are timed.
---threads 0 lets the encoder pick (x264: 1.5x the cores); several values give a row each. On a
-machine with no GPU encoder this is the stage that caps a fast GPU run at 4K (issue 4).
+--threads 0 lets the encoder pick (x264: 1.5x the cores); several values give a row each.
+--instances N encodes GOP-aligned chunks on N encoders at once (`vsr upscale --encoders N`), each
+with --threads threads (0: the cores shared out); every instance count gets its rows. A chunk is
+one GOP: --gop sets it for every row (x264's own keyint is 250 otherwise, and the chunked default
+2 s = 48 frames would leave a short run one chunk). On a machine with no GPU encoder this is the stage that caps a fast GPU run at 4K (issue 4).
 """
 
 from __future__ import annotations
@@ -65,11 +68,14 @@ def _planes(frame: av.VideoFrame, width: int, height: int) -> list[np.ndarray]:
     return out
 
 
-def encode_fps(frames: list[Frame], codec: str, preset: str, threads: int) -> tuple[float, int]:
+def encode_fps(
+    frames: list[Frame], codec: str, preset: str, threads: int, instances: int = 1, gop: int | None = None
+) -> tuple[float, int]:
     f = frames[0]
     spec = VideoOutputSpec(
         width=f.width, height=f.height, pix_fmt="yuv420p", time_base=f.time_base, frame_rate=Fraction(24),
-        color=COLOR, codec=codec, preset=preset, threads=threads,
+        color=COLOR, codec=codec, preset=preset, threads=threads, encoder_instances=instances,
+        options={"g": str(gop)} if gop else {},
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "out.mkv"
@@ -89,22 +95,26 @@ def main() -> None:
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--presets", default="ultrafast,veryfast,medium")
     parser.add_argument("--threads", default="0", help="comma-separated encoder thread counts (0: auto)")
+    parser.add_argument("--instances", default="1", help="comma-separated encoder instance counts")
+    parser.add_argument("--gop", type=int, default=None, help="frames per GOP (and chunk) in every row")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     frames = upscaled_frames(args.frames, width, height)
     print(f"{args.codec}, {len(frames)} frames {width}x{height} yuv420p (bigbuckbunny, bicubic-scaled), "
-          f"{os.cpu_count()} CPUs, PyAV {av.__version__}")  # fmt: skip
-    print(f"{'preset':<11}{'threads':>8}{'fps':>9}{'Mbit/s at 24 fps':>18}")
+          f"GOP {args.gop or 'default'}, {os.cpu_count()} CPUs, PyAV {av.__version__}")  # fmt: skip
+    print(f"{'preset':<11}{'instances':>10}{'threads':>8}{'fps':>9}{'Mbit/s at 24 fps':>18}")
     rows = []
     for preset in args.presets.split(","):
-        for threads in (int(t) for t in args.threads.split(",")):
-            fps, size = encode_fps(frames, args.codec, preset, threads)
-            rate = size * 8 / (len(frames) / 24) / 1e6
-            rows.append(
-                {"preset": preset, "threads": threads, "fps": round(fps, 2), "mbit_s": round(rate, 1)}
-            )
-            print(f"{preset:<11}{threads or 'auto':>8}{fps:>9.2f}{rate:>18.1f}")
+        for instances in (int(n) for n in args.instances.split(",")):
+            for threads in (int(t) for t in args.threads.split(",")):
+                fps, size = encode_fps(frames, args.codec, preset, threads, instances, args.gop)
+                rate = size * 8 / (len(frames) / 24) / 1e6
+                rows.append({
+                    "preset": preset, "instances": instances, "threads": threads,
+                    "fps": round(fps, 2), "mbit_s": round(rate, 1),
+                })  # fmt: skip
+                print(f"{preset:<11}{instances:>10}{threads or 'auto':>8}{fps:>9.2f}{rate:>18.1f}")
     if args.json:
         print(json.dumps(rows, indent=2))
 

@@ -49,6 +49,9 @@ def bench_command(
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,
     codec: Annotated[str | None, Opt(help="Encoder. [default: libx264]")] = None,
     preset: Annotated[str | None, Opt(help="Encoder preset.")] = None,
+    encoders: Annotated[
+        int | None, Opt("--encoders", help="As for vsr upscale: encoders on GOP chunks. [default: 1]")
+    ] = None,
     json_path: Annotated[
         str | None, Opt("--json", help="Write the results as JSON ('-' for stdout).")
     ] = None,
@@ -60,7 +63,7 @@ def bench_command(
         raise ConfigError(f"input {input} does not exist")
     options = load_options(
         model=model, scale=scale, device=device, precision=precision, backend=backend, batch=batch,
-        cuda_graph=cuda_graph, compile=compile, codec=codec, preset=preset,
+        cuda_graph=cuda_graph, compile=compile, codec=codec, preset=preset, encoder_instances=encoders,
     )  # fmt: skip
     result = run_bench(options, input_path=input, synthetic=size, frames=frames, stage_frames=stage_frames)
     for line in result.table():

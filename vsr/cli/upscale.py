@@ -161,6 +161,14 @@ def upscale(
     pix_fmt: Annotated[
         str | None, Opt("--pix-fmt", help="Output pixel format. [default: the input's, if the encoder can]")
     ] = None,
+    encoders: Annotated[
+        int | None,
+        Opt(
+            "--encoders",
+            help="File outputs, libx264/libx265: encode GOP-aligned chunks on this many encoders at "
+            "once (a keyframe every 2 s; for many cores at 4K). [default: 1]",
+        ),
+    ] = None,
     deinterlace: Annotated[str | None, Opt(help="auto (flagged frames), on or off. [default: auto]")] = None,
     config: Annotated[
         str | None, Opt(help="A TOML preset (see configs/); options given here override it.")
@@ -229,6 +237,7 @@ def upscale(
         crf=crf,
         preset=preset,
         pix_fmt=pix_fmt,
+        encoder_instances=encoders,
         deinterlace=deinterlace,
         overwrite=overwrite or None,
         live=live,

@@ -13,12 +13,15 @@ from vsr.media.formats import loses_information, nearest_format, non_j_format
 from vsr.media.frame import PIXEL_FORMATS
 
 if TYPE_CHECKING:
+    import av.video.codeccontext
+
     from vsr.media.output_spec import VideoOutputSpec
 
 __all__ = [
     "ENCODERS",
     "EncoderProfile",
     "choose_output_pix_fmt",
+    "configure_encoder",
     "encoder_options",
     "encoder_pix_fmts",
     "encoder_profile",
@@ -144,3 +147,26 @@ def encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
             value = f"{options['x265-params']}:{value}"
         options[key] = str(value)
     return options
+
+
+def configure_encoder(
+    context: av.video.codeccontext.VideoCodecContext, spec: VideoOutputSpec, *, threads: int
+) -> None:
+    """Size, pixel format, time base and colour tags of an unopened encoder for ``spec``.
+
+    The one place both the output stream's encoder and the chunked encoder's instances are set up,
+    so that instances and stream agree (their headers are compared).
+    """
+    context.width, context.height = spec.width, spec.height
+    context.pix_fmt = spec.encoder_pix_fmt
+    context.thread_count = threads
+    # The encoder works in the frames' own time base, so pts pass through unchanged (VFR
+    # stays VFR, a start offset stays); the muxer rescales to its own unit if it has one.
+    context.time_base = spec.time_base
+    color = spec.tagged_color
+    context.colorspace = int(color.matrix)
+    context.color_range = int(color.range)
+    context.color_primaries = color.primaries
+    context.color_trc = color.transfer
+    if spec.sample_aspect_ratio:
+        context.sample_aspect_ratio = spec.sample_aspect_ratio

@@ -16,10 +16,12 @@ import av
 import av.container
 import av.stream
 from av.bitstream import BitStreamFilterContext
+from av.video.codeccontext import VideoCodecContext
 
 from vsr.errors import OutputError
+from vsr.media.chunked_encode import ChunkedEncoder, chunk_frames, chunked_settings, probe_instances
 from vsr.media.containers import OutputContainerKind
-from vsr.media.encoders import encoder_options, encoder_profile
+from vsr.media.encoders import configure_encoder, encoder_options, encoder_profile
 from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.frame import Frame, pixel_layout
 from vsr.media.output_spec import VideoOutputSpec
@@ -42,7 +44,9 @@ class VideoMuxer:
 
     ``name`` is what messages and notes call the output. ``on_write_error`` phrases a failed
     write (the file sink says which file and whether the disk is full; the RTSP sink says the
-    server dropped the publish).
+    server dropped the publish). ``chunked``: the output may take ``spec.encoder_instances``
+    encoders on GOP-aligned chunks (`ChunkedEncoder`); a file can, a live publish or HLS (whose
+    segments are cut by forced keyframes) cannot and says so in a note.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class VideoMuxer:
         spec: VideoOutputSpec,
         passthrough: Sequence[av.stream.Stream],
         on_write_error: WriteFailure,
+        *,
+        chunked: bool = False,
     ) -> None:
         self.container = container
         self.name = name
@@ -67,32 +73,29 @@ class VideoMuxer:
         self._slow_path_logged = False
         self._out_layout = pixel_layout(spec.encoder_pix_fmt)
         self._bsfs: dict[int, BitStreamFilterContext] = {}
+        self._options, self._threads = encoder_options(spec), spec.threads
+        self._chunked: ChunkedEncoder | None = None
+        instances = spec.encoder_instances if chunked else 1
+        if spec.encoder_instances > 1 and not chunked:
+            self.note(f"{kind.ext} outputs are encoded by one encoder; --encoders is for files")
+        if instances > 1:
+            self._options, self._threads = chunked_settings(spec, self._options)
         self._video = self._add_video()
         self._streams = self._add_passthrough(passthrough)
+        extradata = self._probe_instances(instances) if instances > 1 else None
         self._open_encoder()
+        if extradata is not None:
+            self._chunked = self._start_chunked(instances, extradata)
 
     # -- setup ----------------------------------------------------------------------------------
 
     def _add_video(self) -> av.video.stream.VideoStream:
         spec, kind = self.spec, self.kind
         stream = self.container.add_stream(
-            spec.codec, rate=spec.frame_rate, options=encoder_options(spec), time_base=spec.time_base
+            spec.codec, rate=spec.frame_rate, options=self._options, time_base=spec.time_base
         )
-        context = stream.codec_context
-        context.width, context.height = spec.width, spec.height
-        context.pix_fmt = spec.encoder_pix_fmt
-        context.thread_count = spec.threads
-        # The encoder works in the frames' own time base, so pts pass through unchanged (VFR
-        # stays VFR, a start offset stays); the muxer rescales to its own unit if it has one.
-        context.time_base = spec.time_base
+        configure_encoder(stream.codec_context, spec, threads=self._threads)
         stream.time_base = spec.time_base
-        color = spec.tagged_color
-        context.colorspace = int(color.matrix)
-        context.color_range = int(color.range)
-        context.color_primaries = color.primaries
-        context.color_trc = color.transfer
-        if spec.sample_aspect_ratio:
-            context.sample_aspect_ratio = spec.sample_aspect_ratio
         if spec.rotation:
             if kind.rotation:
                 stream.set_display_rotation(spec.rotation)
@@ -155,6 +158,65 @@ class VideoMuxer:
                 f"{ffmpeg_reason(error)}{hint}"
             ) from None
 
+    def _new_instance(self, options: dict[str, str], threads: int) -> VideoCodecContext:
+        """An unopened encoder set up like the stream's own (flags: the container's global header)."""
+        main = self._video.codec_context
+        context = av.CodecContext.create(self.spec.codec, "w")
+        assert isinstance(context, VideoCodecContext)
+        configure_encoder(context, self.spec, threads=threads)
+        context.framerate = main.framerate
+        # what add_stream gives a video stream (PyAV reads a bit rate of 0 as None, and its
+        # bit_rate_tolerance getter returns nothing)
+        context.bit_rate = main.bit_rate or 0
+        context.bit_rate_tolerance = 128000
+        context.flags = main.flags
+        context.options = dict(options)
+        return context
+
+    def _probe_instances(self, instances: int) -> bytes | None:
+        """The headers all instances make, or None after going back to one encoder's settings."""
+        try:
+            extradata = probe_instances(self._new_instance, self._options, self._threads)
+        except (av.FFmpegError, ValueError) as error:  # the stream's own encoder says why, next
+            log.debug("%s: opening a chunk encoder failed: %s", self.name, ffmpeg_reason(error))
+            extradata = None
+        if extradata is None:
+            self._one_encoder_after_all(instances, "two fresh instances")
+            self._options, self._threads = encoder_options(self.spec), self.spec.threads
+            context = self._video.codec_context
+            context.options, context.thread_count = dict(self._options), self._threads
+        return extradata
+
+    def _start_chunked(self, instances: int, extradata: bytes) -> ChunkedEncoder | None:
+        if bytes(self._video.codec_context.extradata or b"") != extradata:
+            self._one_encoder_after_all(instances, "the stream's encoder and a fresh instance")
+            return None
+        gop, chunk = chunk_frames(self.spec)
+        log.info(
+            "%s: %d %s encoders on chunks of %d frames (GOP %d), %d threads each",
+            self.name, instances, self.spec.codec, chunk, gop, self._threads,
+        )  # fmt: skip
+        return ChunkedEncoder(
+            make=self._new_instance, options=self._options, threads=self._threads,
+            instances=instances, chunk=chunk, extradata=extradata, stream=self._video,
+            mux=self._mux_chunked,
+            fail=lambda error, doing: self._on_write_error(error, doing, self.frames_written),
+        )  # fmt: skip
+
+    def _one_encoder_after_all(self, instances: int, which: str) -> None:
+        text = (
+            f"{which} of {self.spec.codec} made different headers (extradata): "
+            f"encoding with one encoder instead of {instances}"
+        )
+        self.notes.append(text)
+        log.warning("%s: %s", self.name, text)
+
+    def _mux_chunked(self, packets: list[av.Packet]) -> None:
+        try:
+            self.container.mux(packets)
+        except av.FFmpegError as error:
+            raise self._on_write_error(error, "muxing encoded chunks", self.frames_written) from None
+
     # -- writing --------------------------------------------------------------------------------
 
     def write_frame(self, frame: Frame, *, keyframe: bool = False) -> None:
@@ -180,10 +242,15 @@ class VideoMuxer:
         if keyframe:
             # libx264/x265 turn a frame typed I into a keyframe (an IDR with closed GOPs)
             video_frame.pict_type = av.video.frame.PictureType.I
-        try:
-            self.container.mux(self._video.encode(video_frame))
-        except av.FFmpegError as error:
-            raise self._on_write_error(error, f"encoding frame {frame.index}", self.frames_written) from None
+        if self._chunked is not None:
+            self._chunked.encode(video_frame, frame.index)
+        else:
+            try:
+                self.container.mux(self._video.encode(video_frame))
+            except av.FFmpegError as error:
+                raise self._on_write_error(
+                    error, f"encoding frame {frame.index}", self.frames_written
+                ) from None
         self.last_pts = pts
         self.frames_written += 1
         if self.tick is not None and (pts * spec.time_base / self.tick).denominator != 1:
@@ -211,7 +278,10 @@ class VideoMuxer:
         try:
             for item in packets:
                 item.stream = out
-                self.container.mux_one(item)
+                if self._chunked is not None:
+                    self._chunked.hold(item)  # until the chunks' video has caught up with it
+                else:
+                    self.container.mux_one(item)
         except av.FFmpegError as error:
             raise self._on_write_error(
                 error, f"copying a packet of stream #{out.index}", self.frames_written
@@ -268,18 +338,28 @@ class VideoMuxer:
     def finish(self) -> None:
         """Flush the encoder and close the container (trailer, playlist end, RTSP TEARDOWN)."""
         try:
-            self.container.mux(self._video.encode(None))
+            if self._chunked is not None:
+                self._chunked.finish()
+            else:
+                self.container.mux(self._video.encode(None))
             self.container.close()
+        except OutputError:
+            self.close_quietly()  # a chunk failed: what was muxed before it stays playable
+            raise
         except av.FFmpegError as error:
             self.close_quietly()
             raise self._on_write_error(error, "finishing the output", self.frames_written) from None
 
     def finish_after_failure(self) -> None:
         """Finish what can be finished after a failure or interrupt, raising nothing."""
-        try:
-            self.container.mux(self._video.encode(None))
-        except (av.FFmpegError, ValueError) as error:
-            log.warning("flushing the encoder after a failure failed too: %s", ffmpeg_reason(error))
+        if self._chunked is not None:
+            self._chunked.abort()
+            self.frames_written = self._chunked.frames_muxed  # from here on: what the file holds
+        else:
+            try:
+                self.container.mux(self._video.encode(None))
+            except (av.FFmpegError, ValueError) as error:
+                log.warning("flushing the encoder after a failure failed too: %s", ffmpeg_reason(error))
         self.close_quietly()
 
     def close_quietly(self) -> None:

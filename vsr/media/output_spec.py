@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from vsr.errors import ConfigError
+from vsr.media.chunked_encode import check_encoder_instances
 from vsr.media.color import ColorDescription, ColorMatrix, ColorRange
 from vsr.media.encoders import choose_output_pix_fmt, encoder_options
 from vsr.media.formats import format_traits
@@ -23,7 +24,9 @@ class VideoOutputSpec:
     ``color`` is the matrix and range the frames were converted with (and so the tags the output
     must carry), plus the primaries and transfer to tag. ``time_base`` is the frames' own: pts
     pass to the encoder unchanged. ``frame_rate`` only informs rate control. ``crf``/``preset``
-    None mean the encoder's defaults (see `vsr.media.encoders.ENCODERS`).
+    None mean the encoder's defaults (see `vsr.media.encoders.ENCODERS`). ``encoder_instances``
+    above 1 encodes a file output in GOP-aligned chunks on that many encoders at once
+    (`vsr.media.chunked_encode`; libx264/libx265 only), with a keyframe every chunk.
     """
 
     width: int
@@ -39,6 +42,7 @@ class VideoOutputSpec:
     preset: str | None = None
     threads: int = 0
     options: Mapping[str, str] = field(default_factory=dict)
+    encoder_instances: int = 1
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -51,6 +55,7 @@ class VideoOutputSpec:
         if self.time_base <= 0:
             raise ConfigError(f"output time base must be positive, got {self.time_base}")
         encoder_options(self)  # validates codec, crf range and preset now, not at the first frame
+        check_encoder_instances(self.encoder_instances, self.codec)
 
     @property
     def encoder_pix_fmt(self) -> str:
@@ -76,6 +81,7 @@ def spec_for_input(
     preset: str | None = None,
     threads: int = 0,
     options: Mapping[str, str] | None = None,
+    encoder_instances: int = 1,
 ) -> tuple[VideoOutputSpec, str | None]:
     """The spec that keeps everything of ``info`` but the size: timing, colour, rotation, SAR.
 
@@ -100,5 +106,6 @@ def spec_for_input(
         preset=preset,
         threads=threads,
         options=dict(options or {}),
+        encoder_instances=encoder_instances,
     )
     return spec, note

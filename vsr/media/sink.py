@@ -74,6 +74,7 @@ class FileSink(MuxedSink):
                 f"cannot start writing {self.partial_path}: {ffmpeg_reason(error)}"
             ),
             undo=lambda: self.partial_path.unlink(missing_ok=True),
+            chunked=True,  # spec.encoder_instances encoders on GOP-aligned chunks
         )  # fmt: skip
 
     @property

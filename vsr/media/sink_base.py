@@ -100,14 +100,16 @@ def start_muxer(
     on_start_error: StartFailure,
     notes: Sequence[str] = (),
     undo: Callable[[], None] = lambda: None,
+    chunked: bool = False,
 ) -> VideoMuxer:
     """The muxer of an open ``container``, its streams added, encoder opened and header written.
 
     On any failure the container is closed, ``undo`` removes what it left on disk, and the error
     propagates; a refused header (or RTSP handshake) as ``on_start_error`` phrases it.
+    ``chunked``: the output may use several encoders on GOP-aligned chunks (files only).
     """
     try:
-        muxer = VideoMuxer(container, name, kind, spec, passthrough, on_write_error)
+        muxer = VideoMuxer(container, name, kind, spec, passthrough, on_write_error, chunked=chunked)
         for text in notes:
             muxer.note(text)
         started = time.monotonic()

@@ -51,6 +51,7 @@ VIDEO_ONLY_OPTIONS = (
     "preset",
     "pix_fmt",
     "encoder_threads",
+    "encoder_instances",
     "deinterlace",
     "batch",
     "queue_size",
@@ -149,10 +150,17 @@ def _pairs(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     return pairs
 
 
+# options whose flag is not their name with dashes (encoder_threads has no flag: the API's and a
+# preset's name is shown)
+_FLAGS = {"encoder_instances": "--encoders", "encoder_threads": "encoder_threads"}
+
+
 def _ignored_options(options: UpscaleOptions) -> list[str]:
     defaults = UpscaleOptions()
     return [
-        "--" + n.replace("_", "-") for n in VIDEO_ONLY_OPTIONS if getattr(options, n) != getattr(defaults, n)
+        _FLAGS.get(n, "--" + n.replace("_", "-"))
+        for n in VIDEO_ONLY_OPTIONS
+        if getattr(options, n) != getattr(defaults, n)
     ]
 
 

@@ -38,6 +38,8 @@ class UpscaleOptions:
     preset: str | None = None
     pix_fmt: str | None = None
     encoder_threads: int = 0
+    # libx264/libx265 encoders on GOP-aligned chunks at once (a keyframe every 2 s); 1: one encoder
+    encoder_instances: int = 1
     deinterlace: Literal["auto", "on", "off"] = "auto"
     queue_size: int = 8
     overwrite: bool = False
@@ -66,6 +68,10 @@ class UpscaleOptions:
             raise ConfigError("give either --scale or --size, not both")
         if self.deinterlace not in ("auto", "on", "off"):
             raise ConfigError(f"--deinterlace must be auto, on or off, got {self.deinterlace!r}")
+        if self.encoder_instances != 1:
+            from vsr.media.chunked_encode import check_encoder_instances
+
+            check_encoder_instances(self.encoder_instances, self.codec)
         _check_restore_steps(self)
         _check_live(self)
 
