@@ -310,15 +310,9 @@ def test_input_shapes_are_the_padded_frame_or_the_real_tiles() -> None:
         (2, 3, 720, 1280),
     )
     shapes = model_input_shapes(d, (1279, 719), batch=1, tile=256, tile_overlap=16)
-    # 719 padded to 720 rows: tiles of 256 own rows, 16 of context each side; the last is 208+16
-    assert sorted({(h, w) for _, _, h, w in shapes}) == [
-        (224, 272),
-        (224, 288),
-        (272, 272),
-        (272, 288),
-        (288, 272),
-        (288, 288),
-    ]
+    # 719 padded to 720 rows: tiles of 256 own pixels and 16 of context each side; every window,
+    # the edge ones moved inward, is 288 x 288 (one engine shape)
+    assert sorted({(h, w) for _, _, h, w in shapes}) == [(288, 288)]
 
 
 def test_make_plan_reports_the_choice_and_hands_it_to_the_backend(tmp_path: Path) -> None:

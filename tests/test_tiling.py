@@ -102,5 +102,20 @@ def test_tile_larger_than_image_and_batch(image: torch.Tensor) -> None:
 
 
 def test_wrong_scale_is_reported() -> None:
-    with pytest.raises(ValueError, match=r"returned \(1, 3, 12, 12\), expected \(24, 24\)"):
+    with pytest.raises(ValueError, match=r"returned \(1, 3, 16, 16\), expected \(32, 32\)"):
         run_tiled(lambda t: t, torch.zeros(1, 3, 16, 16), scale=2, tile=8, overlap=4)
+
+
+def test_every_window_has_one_shape(image: torch.Tensor) -> None:
+    fn = ClassicResize("bicubic", 2)
+    x = image[..., :37, :50]
+    shapes = []
+
+    def record(t: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(t.shape))
+        return fn(t)
+
+    out = run_tiled(record, x, scale=2, tile=16, overlap=4)
+    # a 3 x 4 grid of tiles; the windows at the edges moved inward, not cut short
+    assert len(shapes) == 12 and set(shapes) == {(1, 3, 24, 24)}
+    torch.testing.assert_close(out, fn(x), rtol=0, atol=1e-6)

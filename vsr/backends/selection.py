@@ -108,8 +108,8 @@ def model_input_shapes(
 ) -> tuple[Shape, ...]:
     """Every (N, C, H, W) the backend is given for frames of ``input_size`` (width, height).
 
-    Frames are padded to the model's size multiple; tiles (``tile > 0``) come in a few sizes, the
-    edge ones smaller. They are found by running the real tiler on shape-only ("meta") tensors,
+    Frames are padded to the model's size multiple; tiles (``tile > 0``) are windows of one size
+    (smaller only where the frame is). They are found by running the real tiler on shape-only ("meta") tensors,
     so this cannot drift from what `vsr.ops.tiling` does. N runs from 1 (a stream's short last
     batch) to ``batch``.
     """

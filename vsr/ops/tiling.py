@@ -39,11 +39,18 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """(start, stop) of each tile's own pixels and (start, stop) of the tile with its context."""
+    """(start, stop) of each tile's own pixels and (start, stop) of the tile with its context.
+
+    Every window has one length, ``tile + 2 * overlap`` (or the whole length, if shorter): at the
+    image's edges it is moved inward, where it still holds the tile and at least ``overlap`` pixels
+    of context or the edge itself. One window shape means one compiled build, one engine profile,
+    and batches that stack."""
+    window = min(tile + 2 * overlap, length)
     spans = []
     for start in range(0, length, tile):
         stop = min(start + tile, length)
-        spans.append((start, stop, max(start - overlap, 0), min(stop + overlap, length)))
+        first = min(max(start - overlap, 0), length - window)
+        spans.append((start, stop, first, first + window))
     return spans
 
 
