@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -20,7 +21,18 @@ from vsr.media.color import ColorMatrix, ColorRange
 from vsr.models import LoadedModel, load_model
 from vsr.pipeline.restore import RestoreConfig, RestoreStage
 
-__all__ = ["RGB", "NoisyBackend", "frames_of", "rgb_of", "stage", "texture", "translating", "u8"]
+__all__ = [
+    "RGB",
+    "NoisyBackend",
+    "decoded",
+    "frames_of",
+    "rgb_of",
+    "stage",
+    "texture",
+    "translating",
+    "u8",
+    "write_lossless",
+]
 
 RGB = ColorDescription(matrix=ColorMatrix.BT709, range=ColorRange.FULL, primaries=1, transfer=1)
 
@@ -99,3 +111,29 @@ def stage(
     cfg = RestoreConfig(input_size=size, input_pix_fmt="rgb24", input_color=RGB, output_size=(2 * size[0], 2 * size[1]),
                         output_pix_fmt="rgb24", output_color=RGB, **config)  # type: ignore[arg-type]  # fmt: skip
     return RestoreStage(backend, loaded.descriptor, cfg, denoiser=denoiser)
+
+
+def write_lossless(path: Path, planes: list[tuple[np.ndarray, ...]]) -> Path:
+    """yuv420p frames through lossless H.264 (qp 0): the decoder gives back exactly these planes."""
+    h, w = planes[0][0].shape
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(
+            "libx264", rate=25, options={"qp": "0", "preset": "ultrafast", "bframes": "0"}
+        )
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 25)
+        for i, (y, u, v) in enumerate(planes):
+            frame = av.VideoFrame(w, h, "yuv420p")
+            for plane, data in zip(frame.planes, (y, u, v), strict=True):
+                rows = np.zeros((plane.height, plane.line_size), np.uint8)
+                rows[:, : data.shape[1]] = data
+                plane.update(rows.tobytes())
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def decoded(path: Path) -> list[tuple[float | None, np.ndarray]]:
+    with av.open(str(path)) as c:
+        return [(f.time, f.to_ndarray()) for f in c.decode(video=0)]

@@ -26,7 +26,7 @@ from vsr.quality.flicker_crops import CropsLayout
 from vsr.quality.metrics import psnr_y
 from vsr.quality.protocol import degrade, modcrop
 
-from streams import frames_of, rgb_of, stage, texture, translating, u8
+from streams import frames_of, rgb_of, stage, texture, translating, u8, write_lossless
 
 runner = CliRunner()
 
@@ -304,3 +304,24 @@ def test_clip_options_on_a_folder_are_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(tmp_path), "-s", "2", "--temporal", "on", "--h264", "300k"])
     line = _one_line_error(result.stderr)
     assert result.exit_code == 2 and "--temporal, --h264 apply to a video clip" in line
+
+
+def test_reuse_rows_count_what_was_reused_and_score_as_every_frame(tmp_path: Path) -> None:
+    # a fixed camera: a textured background, a duplicated first frame, then a square moving across
+    background = texture(320, 512, seed=21)
+    images = []
+    for t in [0, 0, 1, 2, 3, 4]:
+        img = background.copy()
+        img[100:120, 60 + 6 * t : 80 + 6 * t] = 245.0
+        images.append(u8(img))
+    chroma = np.full((160, 256), 128, np.uint8)
+    clip = write_lossless(tmp_path / "cam.mp4", [(img[..., 0], chroma, chroma) for img in images])
+    report = _eval_json(str(clip), "-m", "bicubic", "-s", "2", "--reuse-still", "off", "--reuse-still", "on")
+    off, on = report["configurations"]
+    assert [off["config"], on["config"]] == ["temporal off, reuse off", "temporal off, reuse on"]
+    assert [off["reuse_still"], on["reuse_still"]] == [False, True]
+    # bicubic over windows is exact: reusing changes no score
+    assert on["psnr_y"] == pytest.approx(off["psnr_y"], abs=1e-9)
+    notes = "\n".join(report["notes"])
+    assert "reuse on: still-frame reuse: 1 of 6 frames took the previous output" in notes
+    assert "reuse on: region reuse: 4 frames restored in part" in notes

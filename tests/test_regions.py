@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from vsr.cli import app
 from vsr.models import load_model
 from vsr.pipeline.regions import TILE, ChangedRegions, regions_for
 
-from streams import frames_of, rgb_of, stage, texture, u8
+from streams import decoded, frames_of, rgb_of, stage, texture, u8, write_lossless
 
 SIZE = (256, 160)  # width, height: 8 x 5 tiles of 32 pixels
 
@@ -103,3 +108,38 @@ def test_where_region_reuse_cannot_be_exact_it_is_off() -> None:
     assert stage(SIZE, model="fast-x2", reuse_still=True, temporal=True)._regions is None
     assert stage(SIZE, model="fast-x2", reuse_still=True, tile=64)._regions is None
     assert stage(SIZE, model="fast-x2", reuse_still=True, reuse_regions=False)._regions is None
+
+
+def test_cli_counts_regions_and_the_flag_turns_them_off(tmp_path: Path) -> None:
+    luma = [img[..., 0] for img in _scene(6)]
+    chroma = np.full((SIZE[1] // 2, SIZE[0] // 2), 128, np.uint8)
+    src = write_lossless(tmp_path / "cam.mp4", [(y, chroma, chroma) for y in luma])
+    runner = CliRunner()
+    args = [
+        "upscale",
+        str(src),
+        "-m",
+        "bicubic",
+        "-s",
+        "2",
+        "--preset",
+        "ultrafast",
+        "--crf",
+        "0",
+        "--reuse-still",
+    ]
+    runs = {}
+    for flag in ("--reuse-regions", "--no-reuse-regions"):
+        out, summary = tmp_path / f"{flag}.mkv", tmp_path / f"{flag}.json"
+        result = runner.invoke(app, [*args[:2], str(out), *args[2:], flag, "--json", str(summary)])
+        assert result.exit_code == 0, result.stderr
+        runs[flag] = (json.loads(summary.read_text()), decoded(out), result.stderr)
+    on, off = runs["--reuse-regions"], runs["--no-reuse-regions"]
+    assert on[0]["frames_partial"] == 5 and off[0]["frames_partial"] == 0
+    assert 0.5 < on[0]["pixels_reused"] < 5 / 6 and off[0]["pixels_reused"] == 0.0
+    assert "region reuse: 5 frames restored in part" in on[2]
+    model = on[0]["restore_steps"]["model"]
+    assert model["frames"] == 6  # the first whole, then five in part
+    # the same pictures and times either way (bicubic's windows are exact)
+    assert [t for t, _ in on[1]] == [t for t, _ in off[1]]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(on[1], off[1], strict=True))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from typer.testing import CliRunner
@@ -15,7 +13,7 @@ import vsr
 from vsr.cli import app
 from vsr.pipeline.temporal import STILL_THRESHOLD, StillFrames
 
-from streams import frames_of, rgb_of, stage, texture, u8
+from streams import decoded, frames_of, rgb_of, stage, texture, u8, write_lossless
 
 FAST = dict(preset="ultrafast", precision="fp32")
 
@@ -61,39 +59,13 @@ def test_reused_output_is_the_models_output_for_that_frame() -> None:
     assert not np.array_equal(expected[4], expected[3])
 
 
-def _write_lossless(path: Path, planes: list[tuple[np.ndarray, ...]]) -> Path:
-    """yuv420p frames through lossless H.264 (qp 0): the decoder gives back exactly these planes."""
-    h, w = planes[0][0].shape
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(
-            "libx264", rate=25, options={"qp": "0", "preset": "ultrafast", "bframes": "0"}
-        )
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 25)
-        for i, (y, u, v) in enumerate(planes):
-            frame = av.VideoFrame(w, h, "yuv420p")
-            for plane, data in zip(frame.planes, (y, u, v), strict=True):
-                rows = np.zeros((plane.height, plane.line_size), np.uint8)
-                rows[:, : data.shape[1]] = data
-                plane.update(rows.tobytes())
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-def _decoded(path: Path) -> list[tuple[float | None, np.ndarray]]:
-    with av.open(str(path)) as c:
-        return [(f.time, f.to_ndarray()) for f in c.decode(video=0)]
-
-
 def test_pipeline_counts_reused_frames_and_keeps_every_frame_and_pts(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     scenes = [
         (u8(texture(48, 64, seed=s)[..., 0]), rng.integers(60, 200, (24, 32), dtype=np.uint8)) for s in (5, 6)
     ]
     order = [0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1]  # 8 repeats of the frame before, 4 changes
-    src = _write_lossless(tmp_path / "dup.mp4", [(scenes[k][0], scenes[k][1], scenes[k][1]) for k in order])
+    src = write_lossless(tmp_path / "dup.mp4", [(scenes[k][0], scenes[k][1], scenes[k][1]) for k in order])
     every = vsr.upscale(src, tmp_path / "every.mkv", model="bicubic", scale=2, crf=0, **FAST)
     reused = vsr.upscale(
         src, tmp_path / "reused.mkv", model="bicubic", scale=2, crf=0, reuse_still=True, **FAST
@@ -102,15 +74,15 @@ def test_pipeline_counts_reused_frames_and_keeps_every_frame_and_pts(tmp_path: P
     model_every = next(s for s in every.restore_steps if s.name == "model")
     model_reused = next(s for s in reused.restore_steps if s.name == "model")
     assert model_every.frames == 12 and model_reused.frames == 4
-    a, b = _decoded(tmp_path / "every.mkv"), _decoded(tmp_path / "reused.mkv")
-    assert [t for t, _ in a] == [t for t, _ in b] == [t for t, _ in _decoded(src)]
+    a, b = decoded(tmp_path / "every.mkv"), decoded(tmp_path / "reused.mkv")
+    assert [t for t, _ in a] == [t for t, _ in b] == [t for t, _ in decoded(src)]
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b, strict=True))
 
 
 def test_cli_flag_and_json_report(tmp_path: Path) -> None:
     y = u8(texture(48, 64, seed=8)[..., 1])
     c = np.full((24, 32), 128, np.uint8)
-    src = _write_lossless(tmp_path / "still.mp4", [(y, c, c)] * 6)
+    src = write_lossless(tmp_path / "still.mp4", [(y, c, c)] * 6)
     runner = CliRunner()
     summary = tmp_path / "s.json"
     args = ["upscale", str(src), str(tmp_path / "o.mp4"), "-m", "bicubic", "--preset", "ultrafast"]

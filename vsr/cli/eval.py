@@ -4,7 +4,7 @@ On a folder, ``--noise SIGMA`` runs the colour-denoising protocol instead (`vsr.
 the model must be a denoiser, and ``-m none`` scores the noisy input itself.
 
 On a clip (`vsr.quality.video`), each configuration of the Restore stage is a row with PSNR, SSIM
-and flicker: ``--temporal``, ``--temporal-strength`` and ``--denoise`` take `vsr upscale`'s values
+and flicker: ``--temporal``, ``--temporal-strength``, ``--reuse-still`` and ``--denoise`` take `vsr upscale`'s values
 and may be repeated, every combination of the values given being a row
 (``--temporal off --temporal on``: two rows). ``--noise SIGMA`` and ``--h264 RATE`` make the
 low-resolution input noisy and compressed (`vsr.quality.clip_degrade`); ``--crops DIR`` writes the
@@ -42,7 +42,15 @@ Opt = typer.Option
 _SUFFIX_FORMATS: dict[str, ReportFormat] = {".md": "md", ".csv": "csv", ".json": "json"}
 
 
-_CLIP_ONLY = ("--temporal", "--temporal-strength", "--denoise", "--denoiser", "--h264", "--compile")
+_CLIP_ONLY = (
+    "--temporal",
+    "--temporal-strength",
+    "--denoise",
+    "--denoiser",
+    "--h264",
+    "--compile",
+    "--reuse-still",
+)
 
 
 def _parse_bitrate(text: str) -> int:
@@ -123,6 +131,13 @@ def eval_command(
             help="A clip: off or on, as in vsr upscale; repeat for a row each (--temporal off --temporal on)."
         ),
     ] = None,
+    reuse_still: Annotated[
+        list[str] | None,
+        Opt(
+            "--reuse-still",
+            help="A clip: off or on, still-frame and changed-region reuse as in vsr upscale; repeat for a row each.",
+        ),
+    ] = None,
     temporal_strength: Annotated[
         list[float] | None,
         Opt(help="A clip: the --temporal on rows' strength, 0..1; repeat for a row each. [default: 0.5]"),
@@ -155,11 +170,13 @@ def eval_command(
     PSNR/SSIM). A clip gets a row per Restore configuration, with flicker (warping error) beside it."""
     report_format = _choose_format(fmt, out)
     report: EvalReport | DenoiseReport | ClipReport
-    clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile)
+    clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile, reuse_still)
     if Path(folder).is_file():
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise on image folders; give a model")
-        configs = clip_configs(temporal or (), temporal_strength or (), denoise or (), denoiser=denoiser)
+        configs = clip_configs(
+            temporal or (), temporal_strength or (), denoise or (), denoiser=denoiser, reuse=reuse_still or ()
+        )
         degradation = ClipDegradation(
             noise=noise or 0.0, h264_bitrate=None if h264 is None else _parse_bitrate(h264)
         )

@@ -145,6 +145,13 @@ def upscale(
             help="Reuse the previous output for unchanged frames. [default: on for live inputs, off for files]",
         ),
     ] = None,
+    reuse_regions: Annotated[
+        bool | None,
+        Opt(
+            "--reuse-regions/--no-reuse-regions",
+            help="With --reuse-still: run the model only on the tiles near a change, when cheaper. [default: on]",
+        ),
+    ] = None,
     denoise: Annotated[
         str | None, Opt(help="Denoise before SR: off, auto, or the noise sigma (0..255). [default: off]")
     ] = None,
@@ -231,6 +238,7 @@ def upscale(
         temporal=temporal,
         temporal_strength=temporal_strength,
         reuse_still=reuse_still,
+        reuse_regions=reuse_regions,
         denoise=denoise,
         denoiser=denoiser,
         codec=codec,

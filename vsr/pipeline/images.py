@@ -58,6 +58,7 @@ VIDEO_ONLY_OPTIONS = (
     "temporal",
     "temporal_strength",
     "reuse_still",
+    "reuse_regions",
     # the pre-pass lives in the video Restore stage only, for now
     "denoise",
     "denoiser",

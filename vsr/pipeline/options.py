@@ -31,6 +31,8 @@ class UpscaleOptions:
     temporal_strength: float = 0.5  # the previous output's weight where its warp is fully trusted
     # reuse the previous output for a frame equal to it (within noise); None: on for live inputs
     reuse_still: bool | None = None
+    # with reuse_still: restore only the tiles near a change when that is cheaper (vsr.pipeline.regions)
+    reuse_regions: bool = True
     denoise: str | float = "off"  # "off", "auto", or the noise sigma on the 0..255 scale
     denoiser: str | None = None  # denoiser for --denoise; None: the built-in one
     codec: str = "libx264"

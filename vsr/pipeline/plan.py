@@ -133,7 +133,10 @@ def _restore_step_lines(r: RestoreConfig, denoiser: LoadedModel | None) -> list[
     if r.temporal:
         lines.append(f"temporal:  on, strength {r.temporal_strength:g} ({_FLOW_NAMES[r.temporal_flow]})")
     if r.reuse_still:
-        lines.append("reuse:     still frames reuse the previous output")
+        regions = (
+            ", changed regions alone where cheaper" if r.reuse_regions and not (r.temporal or r.tile) else ""
+        )
+        lines.append(f"reuse:     still frames reuse the previous output{regions}")
     return lines
 
 
@@ -309,6 +312,7 @@ def make_plan(
         temporal_strength=float(options.temporal_strength),
         temporal_flow=flow_for("auto", device),
         reuse_still=bool(options.reuse_still),  # None (the default) is resolved by the runner
+        reuse_regions=options.reuse_regions,
         denoise=options.denoise_level,
     )
     shapes = model_input_shapes(

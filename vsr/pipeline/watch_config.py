@@ -2,7 +2,7 @@
 
 Top-level keys are the run's (one model on one device for every feed); each ``[[camera]]``
 table is a feed with its own input, output and reconnect policy. The optional Restore steps
-(``reuse_still``, ``temporal``, ``temporal_strength``, ``denoise``, ``denoiser``) may be set at
+(``reuse_still``, ``reuse_regions``, ``temporal``, ``temporal_strength``, ``denoise``, ``denoiser``) may be set at
 the top level, as every camera's default, and in a camera's table, for that camera. Every error
 is one line that names the file, the camera and the key. Relative paths (``url`` when it is a
 file, ``output``, ``denoiser`` when that file exists) are relative to the folder of the TOML
@@ -116,6 +116,7 @@ _CAMERA_KEYS: dict[str, _Check] = {
 # the optional Restore steps, per camera: top-level values are every camera's defaults
 _RESTORE_KEYS: dict[str, _Check] = {
     "reuse_still": _boolean,  # default: on for live inputs, off for files (as `vsr upscale`)
+    "reuse_regions": _boolean,  # default: on (with reuse_still)
     "temporal": _text("off", "on"),
     "temporal_strength": _strength,
     "denoise": _denoise,

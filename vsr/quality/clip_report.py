@@ -45,6 +45,7 @@ class ClipResult:
     denoise: float | str | None  # None: off; "auto" or a sigma
     frames: tuple[ImageResult, ...]
     flicker: FlickerScores | None  # None for a one-frame clip
+    reuse_still: bool = False
     # the Restore stage's wall time per frame, the first frame (warm-up) left out; None for one frame
     restore_ms: float | None = None
 
@@ -70,6 +71,7 @@ class ClipResult:
             "temporal": self.temporal,
             "temporal_strength": self.temporal_strength,
             "denoise": self.denoise,
+            "reuse_still": self.reuse_still,
             "psnr_y": _num(self.psnr_y),
             "ssim_y": self.ssim_y,
             "psnr_rgb": _num(self.psnr_rgb),

@@ -62,9 +62,12 @@ class ClipConfig:
     temporal: bool = False
     temporal_strength: float = 0.5
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
+    reuse_still: bool = False  # still-frame and changed-region reuse, as --reuse-still
 
-    def label(self, *, with_denoise: bool) -> str:
+    def label(self, *, with_denoise: bool, with_reuse: bool = False) -> str:
         parts = [f"temporal on, strength {self.temporal_strength:g}" if self.temporal else "temporal off"]
+        if with_reuse:
+            parts.append(f"reuse {'on' if self.reuse_still else 'off'}")
         if with_denoise:
             d = self.denoise
             parts.append("denoise " + ("off" if d is None else d if isinstance(d, str) else f"{d:g}"))
@@ -77,25 +80,33 @@ def clip_configs(
     denoise: Sequence[str] = (),
     *,
     denoiser: str | None = None,
+    reuse: Sequence[str] = (),
 ) -> list[ClipConfig]:
     """The configurations of every combination of the values given (none: that option off).
 
     Values mean what they mean to `vsr upscale` and are checked by its options; strengths apply
-    to the ``on`` rows. Order: denoise values outermost, then temporal, then strength.
+    to the ``on`` rows; ``reuse`` is off or on (--reuse-still). Order: denoise values outermost,
+    then reuse, then temporal, then strength.
     """
     temporal, denoise = temporal or ("off",), denoise or ("off",)
+    reuse = tuple(r.strip().lower() for r in reuse) or ("off",)
+    if bad := [r for r in reuse if r not in ("off", "on")]:
+        raise ConfigError(f"--reuse-still takes off or on, got {bad[0]!r}")
     if temporal_strength and "on" not in temporal:
         raise ConfigError("--temporal-strength applies to --temporal on; add --temporal on")
     strengths = temporal_strength or (UpscaleOptions().temporal_strength,)
     if denoiser is not None and all(str(d).strip().lower() == "off" for d in denoise):
         raise ConfigError("--denoiser is given but --denoise is off; add --denoise auto or --denoise SIGMA")
     configs: list[ClipConfig] = []
-    for d, t in itertools.product(denoise, temporal):
+    for d, r, t in itertools.product(denoise, reuse, temporal):
         for s in strengths if t == "on" else strengths[:1]:
             off = str(d).strip().lower() == "off"
             o = UpscaleOptions(temporal=t, temporal_strength=s, denoise=d, denoiser=None if off else denoiser)  # type: ignore[arg-type]
             config = ClipConfig(
-                temporal=o.temporal == "on", temporal_strength=float(s), denoise=o.denoise_level
+                temporal=o.temporal == "on",
+                temporal_strength=float(s),
+                denoise=o.denoise_level,
+                reuse_still=r == "on",
             )
             if config not in configs:
                 configs.append(config)
@@ -186,6 +197,7 @@ class _Scorer:
                     temporal=c.temporal,
                     temporal_strength=c.temporal_strength,
                     denoise=c.denoise,
+                    reuse_still=c.reuse_still,
                 ),
                 denoiser=denoiser,
                 compile_denoiser=compile,
@@ -290,7 +302,8 @@ def evaluate_clip(
     if scorer is None:
         raise InputError(f"{p} has no decodable video frames; nothing to score")
     with_denoise = any(c.denoise is not None for c in configs)
-    labels = [c.label(with_denoise=with_denoise) for c in configs]
+    with_reuse = any(c.reuse_still for c in configs)
+    labels = [c.label(with_denoise=with_denoise, with_reuse=with_reuse) for c in configs]
     flicker = scorer.meter.scores() if scorer.meter.pairs else [None] * len(configs)
     rows = tuple(
         ClipResult(
@@ -298,6 +311,7 @@ def evaluate_clip(
             temporal=c.temporal,
             temporal_strength=c.temporal_strength if c.temporal else None,
             denoise=c.denoise,
+            reuse_still=c.reuse_still,
             frames=tuple(r),
             flicker=f,
             restore_ms=round(1000 * seconds / scorer.timed_frames, 1) if scorer.timed_frames else None,
