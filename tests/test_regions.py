@@ -143,3 +143,19 @@ def test_cli_counts_regions_and_the_flag_turns_them_off(tmp_path: Path) -> None:
     # the same pictures and times either way (bicubic's windows are exact)
     assert [t for t, _ in on[1]] == [t for t, _ in off[1]]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(on[1], off[1], strict=True))
+
+
+def test_measured_times_overrule_the_pixel_count() -> None:
+    images = [_t(img) for img in _scene(60)]
+    regions = ChangedRegions((SIZE[1], SIZE[0]), radius=10)
+    assert regions.plan(images[0]) is None
+    assert regions.plan(images[1]) is not None  # by pixels: 4 windows are cheaper than the frame
+    for kind in ("whole", "window"):
+        regions.observe(kind, 99.0, 1)  # a first call (a build, a warm-up) is not counted
+    regions.observe("whole", 0.010, 1)
+    regions.observe("window", 0.005, 4)  # windows measured at 1.25 ms each: still cheaper
+    assert regions.plan(images[2]) is not None
+    regions.observe("window", 0.100, 4)  # now far slower than their pixels said
+    plans = [regions.plan(img) for img in images[3:]]
+    # the whole frame runs, but every 50th decision the pixel rule is tried again, to re-time
+    assert [k for k, p in enumerate(plans) if p is not None] == [47]  # decision 50: images[50]

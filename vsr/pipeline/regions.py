@@ -14,8 +14,12 @@ Per frame, against a *reference* (per block, the input the current output was ma
 - the tiles (``TILE`` pixels a side) within ``r`` of a changed block are recomputed, each from a
   window moved inside the (padded) frame at its borders, so that every window has one size and the
   windows of a frame stack into one batch;
-- when the windows would cost more than ``max_cost`` of the whole frame's pixels, the whole frame
-  runs instead; a frame with no changed block keeps the whole previous output (a plan with no
+- when the windows would cost more than the whole frame, the whole frame runs instead. Cost is
+  first counted in pixels (the windows' more than ``max_cost`` of the frame's); once the stage has
+  timed both kinds of model call (`observe`), in seconds: windows must take at most
+  ``TIME_COST`` of a whole frame's time. Small convolutions and a compiled whole-frame build change
+  which is cheaper (on vtest.avi, compiled, windows cost more than their pixels said), so the
+  pixel rule is tried again every ``_PROBE_EVERY`` frames to keep the timings fresh; a frame with no changed block keeps the whole previous output (a plan with no
   windows). Exact duplicates never get here: `StillFrames`, whose stricter measure sees every
   frame first, reuses them.
 
@@ -32,7 +36,8 @@ has what this costs in PSNR against running every frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +51,8 @@ __all__ = [
     "REGION_COST",
     "REGION_THRESHOLD",
     "TILE",
+    "TIME_COST",
+    "WINDOW_BATCH",
     "ChangedRegions",
     "RegionPlan",
     "paste_tiles",
@@ -60,6 +67,9 @@ REGION_THRESHOLD = 6.0 / 255
 # (2r more a side) is paid again in each window, and small convolutions use the cores less well
 REGION_COST = 0.5
 WINDOW_BATCH = 8  # windows per model call
+TIME_COST = 0.8  # windows must take at most this share of a whole frame's measured time
+_PROBE_EVERY = 50  # frames between decisions by pixels, once the times decide
+_EWMA = 0.2  # weight of the newest timing
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -103,6 +113,10 @@ class ChangedRegions:
         self._window_pixels = self.window[0] * self.window[1]
         self.enabled = self._window_pixels <= max_cost * self._frame_pixels
         self._reach = math.ceil(self.context / _BLOCK)  # blocks of context around a change
+        # seconds per whole frame and per window, None until timed (a first call, which may build, is not)
+        self._seconds: dict[str, float | None] = {"whole": None, "window": None}
+        self._calls = {"whole": 0, "window": 0}
+        self._decisions = 0
         self.partial = 0  # frames restored in part
         self.pixels_reused = 0  # output pixels (input resolution) kept from the previous output
         self.reset()
@@ -125,7 +139,7 @@ class ChangedRegions:
         per_tile = TILE // _BLOCK
         tiles = F.max_pool2d(near, per_tile, ceil_mode=True)[0, 0] > 0
         count = int(tiles.sum())
-        if count * self._window_pixels > self.max_cost * self._frame_pixels:
+        if not self._cheaper(count):
             self._reference = frame.clone()
             return None
         plan = self._windows(tiles)
@@ -137,6 +151,32 @@ class ChangedRegions:
         self.partial += 1
         self.pixels_reused += round((1.0 - plan.recomputed) * self.height * self.width)
         return plan
+
+    def observe(self, kind: str, seconds: float, count: int) -> None:
+        """A model call's time: ``kind`` "whole" (``count`` frames) or "window" (``count`` windows)."""
+        self._calls[kind] += 1
+        if self._calls[kind] == 1 or count < 1:
+            return  # the first call of each kind warms up (or builds) and says nothing of the rest
+        each, old = seconds / count, self._seconds[kind]
+        self._seconds[kind] = each if old is None else (1 - _EWMA) * old + _EWMA * each
+
+    def restore_windows(
+        self, run: Callable[[Tensor], Tensor], windows: Tensor, sync: Callable[[], None]
+    ) -> Tensor:
+        """``run`` (the backend's) on the stacked windows, clamped, timed for `observe`."""
+        started = time.perf_counter()
+        # in calls of a few windows: a compiled backend builds for at most two window batches
+        out = torch.cat([run(c) for c in windows.split(WINDOW_BATCH)]).clamp_(0.0, 1.0)
+        sync()
+        self.observe("window", time.perf_counter() - started, windows.shape[0])
+        return out
+
+    def _cheaper(self, count: int) -> bool:
+        whole, window = self._seconds["whole"], self._seconds["window"]
+        self._decisions += 1
+        if whole is None or window is None or self._decisions % _PROBE_EVERY == 0:
+            return count * self._window_pixels <= self.max_cost * self._frame_pixels
+        return count * window <= TIME_COST * whole
 
     def _changed_blocks(self, frame: Tensor) -> Tensor:
         assert self._reference is not None

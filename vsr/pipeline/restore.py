@@ -14,6 +14,7 @@ own stage (`vsr.pipeline.watch`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -31,7 +32,7 @@ from vsr.ops.color import planes_to_rgb, rgb_to_planes
 from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
 from vsr.pipeline.denoise_pass import DenoisePass
-from vsr.pipeline.regions import WINDOW_BATCH, RegionPlan, paste_tiles, regions_for
+from vsr.pipeline.regions import RegionPlan, paste_tiles, regions_for
 from vsr.pipeline.sample_format import sample_format
 from vsr.pipeline.stats import StageClock
 from vsr.pipeline.temporal import CutDetector, FlowMethod, StillFrames, TemporalSmoother, flow_for
@@ -248,9 +249,12 @@ class RestoreStage:
             batch = self.prepare(frames)
             restored = None
             if batch.model_input is not None:
+                started = time.perf_counter()
                 with self.clocks["model"].busy(batch.model_frames):
                     restored = self.restore_rgb(batch.model_input)
                     self._sync()
+                if self._regions is not None:
+                    self._regions.observe("whole", time.perf_counter() - started, batch.model_frames)
             return self.finish(batch, restored)
 
     def prepare(self, frames: Sequence[Frame]) -> PreparedBatch:
@@ -329,11 +333,9 @@ class RestoreStage:
         a frame restored in part that output with its recomputed tiles pasted in."""
         windows = None
         if batch.windows is not None:
+            assert self._regions is not None
             with self.clocks["model"].busy(sum(bool(p and p.windows) for p in batch.regions)):
-                # in calls of a few windows: a compiled backend builds for at most two window batches
-                chunks = batch.windows.split(WINDOW_BATCH)
-                windows = torch.cat([self.backend.run(c) for c in chunks]).clamp_(0.0, 1.0)
-                self._sync()
+                windows = self._regions.restore_windows(self.backend.run, batch.windows, self._sync)
         rows, j, w, last = [], 0, 0, self._last_output
         plans = batch.regions or [None] * len(batch.still)
         for is_still, plan in zip(batch.still, plans, strict=True):
