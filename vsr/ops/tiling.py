@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "run_tiled"]
+__all__ = ["pad_to_multiple", "run_tiled", "window_start"]
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -48,10 +48,15 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, in
     window = min(tile + 2 * overlap, length)
     spans = []
     for start in range(0, length, tile):
-        stop = min(start + tile, length)
-        first = min(max(start - overlap, 0), length - window)
-        spans.append((start, stop, first, first + window))
+        first = window_start(start, overlap, length, window)
+        spans.append((start, min(start + tile, length), first, first + window))
     return spans
+
+
+def window_start(start: int, overlap: int, length: int, window: int) -> int:
+    """Where a ``window``-long window for the tile at ``start`` begins: ``overlap`` before it, moved
+    inward at the image's edges so that it stays whole."""
+    return min(max(start - overlap, 0), length - window)
 
 
 def run_tiled(

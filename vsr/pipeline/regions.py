@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsr.models.descriptor import ModelDescriptor
-from vsr.ops.tiling import pad_to_multiple
+from vsr.ops.tiling import pad_to_multiple, window_start
 
 __all__ = [
     "REGION_COST",
@@ -107,7 +107,8 @@ class ChangedRegions:
         self.multiple = multiple
         self.context = _round_up(max(radius, 0), multiple)
         self.padded = (_round_up(self.height, multiple), _round_up(self.width, multiple))
-        side = _round_up(TILE, multiple) + 2 * self.context
+        self.tile = _round_up(TILE, multiple)  # so that every window starts on the model's multiple
+        side = self.tile + 2 * self.context
         self.window = (min(side, self.padded[0]), min(side, self.padded[1]))
         self._frame_pixels = self.padded[0] * self.padded[1]
         self._window_pixels = self.window[0] * self.window[1]
@@ -136,7 +137,7 @@ class ChangedRegions:
             return None
         changed = self._changed_blocks(frame)
         near = F.max_pool2d(changed.float(), 2 * self._reach + 1, stride=1, padding=self._reach)
-        per_tile = TILE // _BLOCK
+        per_tile = self.tile // _BLOCK
         tiles = F.max_pool2d(near, per_tile, ceil_mode=True)[0, 0] > 0
         count = int(tiles.sum())
         if not self._cheaper(count):
@@ -189,12 +190,15 @@ class ChangedRegions:
         windows, owned, area = [], [], 0
         wh, ww = self.window
         for ty, tx in tiles.nonzero().tolist():
-            y0, x0 = ty * TILE, tx * TILE
-            y1, x1 = min(y0 + TILE, self.height), min(x0 + TILE, self.width)
+            y0, x0 = ty * self.tile, tx * self.tile
+            y1, x1 = min(y0 + self.tile, self.height), min(x0 + self.tile, self.width)
             # offsets stay on the model's size multiple (y0, x0 and the context are multiples)
-            wy = min(max(y0 - self.context, 0), self.padded[0] - wh)
-            wx = min(max(x0 - self.context, 0), self.padded[1] - ww)
-            windows.append((wy, wx))
+            windows.append(
+                (
+                    window_start(y0, self.context, self.padded[0], wh),
+                    window_start(x0, self.context, self.padded[1], ww),
+                )
+            )
             owned.append((y0, y1, x0, x1))
             area += (y1 - y0) * (x1 - x0)
         return RegionPlan(windows=windows, tiles=owned, recomputed=area / (self.height * self.width))
