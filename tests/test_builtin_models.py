@@ -104,7 +104,7 @@ def test_shipped_models_reach_the_issue_targets(name: str) -> None:
 # The denoiser: CBSD68 at sigma 25, RGB PSNR (the colour AWGN protocol), the issue's target; and
 # the Set5 sigma 25 figure measured on the shipped file (docs/MODELS.md) as a floor for re-exports.
 DENOISE_TARGET = 30.9
-DENOISE_SET5_FLOOR = {"sigma25": 30.35}  # 30.45 measured (denoise-ft2)
+DENOISE_SET5_FLOOR = {"sigma25": 30.42}  # 30.51 measured (denoise-ft3)
 DENOISE_SHORT = "denoise: CBSD68 sigma 25 short of the 30.9 dB target (docs/MODELS.md)"
 DENOISERS = [n for n in SHIPPED if builtin_weights()[n].metadata.get("task") == "denoise"]
 
