@@ -13,15 +13,16 @@ Per frame, against a *reference* (per block, the input the current output was ma
   a block changed when it is over ``threshold``;
 - the tiles (``TILE`` pixels a side) within ``r`` of a changed block are recomputed, each from a
   window moved inside the (padded) frame at its borders, so that every window has one size and the
-  windows of a frame stack into one batch;
+  windows stack into batches of ``WINDOW_BATCH``;
 - when the windows would cost more than the whole frame, the whole frame runs instead. Cost is
   first counted in pixels (the windows' more than ``max_cost`` of the frame's); once the stage has
   timed both kinds of model call (`observe`), in seconds: windows must take at most
   ``TIME_COST`` of a whole frame's time. Small convolutions and a compiled whole-frame build change
   which is cheaper (on vtest.avi, compiled, windows cost more than their pixels said), so the
-  pixel rule is tried again every ``_PROBE_EVERY`` frames to keep the timings fresh; a frame with no changed block keeps the whole previous output (a plan with no
-  windows). Exact duplicates never get here: `StillFrames`, whose stricter measure sees every
-  frame first, reuses them.
+  pixel rule is tried again every ``_PROBE_EVERY`` frames to keep the timings fresh;
+- a frame with no changed block keeps the whole previous output (a plan with no windows). Exact
+  duplicates never get here: `StillFrames`, whose stricter measure sees every frame first, reuses
+  them.
 
 After a frame, its changed blocks become the reference; unchanged blocks keep theirs, so a slow
 drift adds up against the reference and ends the reuse instead of freezing the picture.

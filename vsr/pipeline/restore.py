@@ -337,6 +337,7 @@ class RestoreStage:
             with self.clocks["model"].busy(sum(bool(p and p.windows) for p in batch.regions)):
                 windows = self._regions.restore_windows(self.backend.run, batch.windows, self._sync)
         rows, j, w, last = [], 0, 0, self._last_output
+        cut = False  # is ``last`` a row of ``restored`` (not a tensor of its own)
         plans = batch.regions or [None] * len(batch.still)
         for is_still, plan in zip(batch.still, plans, strict=True):
             if plan is not None:
@@ -345,14 +346,16 @@ class RestoreStage:
                     assert windows is not None
                     last = paste_tiles(last, windows[w : w + len(plan.windows)], plan, self.descriptor.scale)
                     w += len(plan.windows)
+                    cut = False
             elif not is_still:
                 assert restored is not None
-                last = restored[j : j + 1]
+                last, cut = restored[j : j + 1], True
                 j += 1
             assert last is not None  # StillFrames flags a frame only once a reference has run
             rows.append(last)
-        # a copy, so that the batch the row was cut from is not kept alive with it
-        self._last_output = None if last is None else last.clone()
+        # a row of the batch is copied, so that the batch is not kept alive with it; a pasted output
+        # or the one kept already is a tensor of its own (nothing writes into them: pasting copies)
+        self._last_output = last.clone() if cut and last is not None else last
         return rows[0] if len(rows) == 1 else torch.cat(rows)
 
     def to_rgb(self, frames: Sequence[Frame]) -> torch.Tensor:
