@@ -112,5 +112,12 @@ def warp_confidence(
 
 
 def blend(current: Tensor, warped: Tensor, weight: Tensor) -> Tensor:
-    """``current + weight * (warped - current)``; ``weight`` in [0, 1] broadcasts over channels."""
+    """``current + weight * (warped - current)``; ``weight`` in [0, 1] broadcasts over channels.
+
+    A channels_last ``current`` (a model's output on the CPU) is first made contiguous like the
+    ``warped`` of grid_sample: lerp over mixed layouts is slow on the CPU (the whole temporal step
+    at 768x576 on vtest, one thread, idle machine: 15.96 -> 15.04 ms a frame with the copy, best of 6, `tools/bench_blend.py`).
+    """
+    if warped.is_contiguous() and not current.is_contiguous():
+        current = current.contiguous()
     return torch.lerp(current, warped, weight.to(current.dtype))
