@@ -1,6 +1,9 @@
 """`vsr eval FOLDER|CLIP`: PSNR/SSIM of a model, or the bicubic baseline, on images or a clip's frames.
 
-On a folder, ``--noise SIGMA`` runs the colour-denoising protocol instead (`vsr.quality.denoising`):
+On a folder, ``--degradation realistic`` makes each LR with the training's realistic chain (blur,
+resize, noise, JPEG, H.264; seeded by ``--seed``) instead of the protocol's bicubic: how GAN models
+for real video are judged. Every folder report carries the set's gradient ratio (sharpness) and
+colour offset beside PSNR/SSIM. ``--noise SIGMA`` runs the colour-denoising protocol instead (`vsr.quality.denoising`):
 the model must be a denoiser, and ``-m none`` scores the noisy input itself.
 
 On a clip (`vsr.quality.video`), each configuration of the Restore stage is a row with PSNR, SSIM
@@ -156,6 +159,17 @@ def eval_command(
             help="A clip: compress the low-resolution input with H.264 (libx264) at this bitrate, e.g. 300k.",
         ),
     ] = None,
+    degradation: Annotated[
+        str | None,
+        Opt(
+            help="A folder: bicubic (the SR protocol) or realistic (blur, resize, noise, JPEG and H.264, "
+            "as the GAN models are trained on). [default: bicubic]"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        Opt(help="--degradation realistic: the seed; image i gets (seed, i). [default: 0]"),
+    ] = None,
     compile: Annotated[
         bool | None,
         Opt(
@@ -171,6 +185,16 @@ def eval_command(
     report_format = _choose_format(fmt, out)
     report: EvalReport | DenoiseReport | ClipReport
     clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile, reuse_still)
+    if degradation not in (None, "bicubic", "realistic"):
+        raise ConfigError(f"--degradation must be bicubic or realistic, got {degradation!r}")
+    if seed is not None and degradation != "realistic":
+        raise ConfigError("--seed applies to --degradation realistic")
+    if degradation is not None and (Path(folder).is_file() or noise is not None):
+        raise ConfigError(
+            "--degradation applies to the SR protocol on a folder; a clip's LR takes --noise and --h264"
+            if Path(folder).is_file()
+            else "--degradation applies to the SR protocol; --noise evaluates a denoiser"
+        )
     if Path(folder).is_file():
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise on image folders; give a model")
@@ -192,8 +216,9 @@ def eval_command(
         if frames is not None:
             raise ConfigError("--frames applies to a video clip; a folder is scored image by image")
         report = evaluate_folder(
-            folder, model or BICUBIC, scale=scale, device=device, precision=precision, crops=crops
-        )
+            folder, model or BICUBIC, scale=scale, device=device, precision=precision, crops=crops,
+            degradation="realistic" if degradation == "realistic" else "bicubic", seed=seed or 0,
+        )  # fmt: skip
     else:
         if scale not in (None, 1):
             raise ConfigError(f"--scale {scale} does not apply to --noise: a denoiser keeps the image size")

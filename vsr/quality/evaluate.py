@@ -19,8 +19,10 @@ from vsr.models import LoadedModel, load_model
 from vsr.models.descriptor import ModelDescriptor
 from vsr.ops.tiling import pad_to_multiple
 from vsr.quality.crops import crop_folder, write_comparison
+from vsr.quality.metrics import shave
 from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, score, to_uint8
-from vsr.quality.report import EvalReport, ImageResult
+from vsr.quality.report import EvalReport, ImageResult, LrDegradation
+from vsr.quality.sharpness import gradient_ratio
 
 __all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "check_sr_model", "evaluate_folder", "find_images"]
 
@@ -118,6 +120,8 @@ def evaluate_folder(
     device: str = "auto",
     precision: str = "fp32",
     crops: str | os.PathLike[str] | None = None,
+    degradation: LrDegradation = "bicubic",
+    seed: int = 0,
 ) -> EvalReport:
     """Score ``model`` on every image of ``folder`` with the standard SR protocol (`vsr.quality.protocol`).
 
@@ -125,14 +129,23 @@ def evaluate_folder(
     ``scale`` is required for built-ins and must match a checkpoint's own scale. Evaluation runs in
     fp32 unless ``precision`` says otherwise. With ``crops``, a bicubic | model | ground-truth PNG
     of each image's centre is written into that folder.
+
+    ``degradation="realistic"`` makes each LR with the training's realistic chain instead
+    (`vsr.train.realistic`: blur, resize, noise, JPEG, H.264), seeded by ``(seed, image index in
+    name order)`` so every run scores the same inputs; the scoring is unchanged. The report also
+    carries the set's gradient ratio (sharpness against the truths) and mean colour offset.
     """
+    if degradation not in ("bicubic", "realistic"):
+        raise ConfigError(f"unknown degradation {degradation!r}; use bicubic or realistic")
     images = find_images(folder)
     upscale, model_name, scale = _upscaler(model, scale, device, precision)
     crop_dir = crop_folder(crops)
     crop_names = _crop_names(images, scale)
 
     rows = []
-    for path in images:
+    outputs: list[NDArray[np.uint8]] = []
+    truths: list[NDArray[np.uint8]] = []
+    for index, path in enumerate(images):
         hr = modcrop(load_image(path), scale)
         h, w = hr.shape[:2]
         if min(h, w) < 2 * scale + _SSIM_WINDOW:
@@ -140,8 +153,10 @@ def evaluate_folder(
                 f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
                 f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
             )
-        lr = degrade(hr, scale)
+        lr = degrade(hr, scale) if degradation == "bicubic" else _degrade_realistic(hr, scale, (seed, index))
         sr = upscale(lr)
+        outputs.append(shave(sr, scale))
+        truths.append(shave(hr, scale))
         scores = score(sr, hr, scale=scale)
         rows.append(
             ImageResult(
@@ -157,4 +172,34 @@ def evaluate_folder(
         if crop_dir is not None:
             bicubic = sr if model == BICUBIC else bicubic_upscale(lr, scale)
             write_comparison(crop_dir / crop_names[path], bicubic, sr, hr)
-    return EvalReport(folder=str(folder), model=model_name, scale=scale, rows=tuple(rows))
+    return EvalReport(
+        folder=str(folder),
+        model=model_name,
+        scale=scale,
+        rows=tuple(rows),
+        degradation=degradation,
+        seed=seed if degradation == "realistic" else None,
+        gradient_ratio=gradient_ratio(outputs, truths),
+        colour_offset=_colour_offset(outputs, truths),
+    )
+
+
+def _degrade_realistic(hr: NDArray[np.uint8], scale: int, seed: tuple[int, int]) -> NDArray[np.uint8]:
+    # imported here: the training package (and its PyAV encoder check) is not needed for bicubic
+    from vsr.train.realistic import degrade_realistic
+
+    return degrade_realistic(hr, scale, seed=seed)
+
+
+def _colour_offset(
+    outputs: list[NDArray[np.uint8]], truths: list[NDArray[np.uint8]]
+) -> tuple[float, float, float]:
+    """Mean signed R, G, B difference of the outputs from the truths over every pixel (0..255 units):
+    a colour shift shows as a channel far from 0 while the others are not."""
+    sums = np.zeros(3)
+    count = 0
+    for sr, hr in zip(outputs, truths, strict=True):
+        sums += (sr.astype(np.float64) - hr.astype(np.float64)).reshape(-1, 3).sum(axis=0)
+        count += sr.shape[0] * sr.shape[1]
+    r, g, b = (sums / count).tolist()
+    return (r, g, b)

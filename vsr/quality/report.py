@@ -22,16 +22,24 @@ __all__ = [
     "DenoiseResult",
     "EvalReport",
     "ImageResult",
+    "LrDegradation",
     "ReportFormat",
     "format_report",
     "mean_line",
 ]
 
 ReportFormat = Literal["md", "csv", "json"]
+LrDegradation = Literal["bicubic", "realistic"]
 
 PROTOCOL = (
     "HR modcropped to the scale; LR = MATLAB imresize(HR, 1/scale, 'bicubic') rounded to uint8; "
     "Y = MATLAB rgb2ycbcr on uint8 (rounded), scale pixels shaved from each border"
+)
+REALISTIC_PROTOCOL = (
+    "HR modcropped to the scale; LR = vsr.train.realistic.degrade_realistic(HR, scale, "
+    "seed=(seed, image index in name order)) with the default RealisticParams (blur, resize, noise, "
+    "JPEG, H.264, rounded to uint8); Y = MATLAB rgb2ycbcr on uint8 (rounded), scale pixels shaved "
+    "from each border"
 )
 DENOISE_PROTOCOL = (
     "noisy = clean + sigma * N(0, 1) per channel in float64 on 0..255, not clipped or rounded, "
@@ -59,6 +67,12 @@ class EvalReport:
     # what a row is ("image", or "frame" for a video clip); only the summary line says it, so one
     # parser reads the tables, CSV and JSON of both
     unit: str = "image"
+    degradation: LrDegradation = "bicubic"  # how each LR was made from its ground truth
+    seed: int | None = None  # the realistic degradation's
+    # the set's mean |grad Y| over the truths' (vsr.quality.sharpness; 1: as sharp) and the mean
+    # signed R, G, B offset from the truths in 0..255 units, both on the border-shaved images
+    gradient_ratio: float | None = None
+    colour_offset: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -85,11 +99,19 @@ class EvalReport:
         def num(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
+        extra: dict[str, Any] = {}
+        if self.degradation != "bicubic":
+            extra = {"degradation": self.degradation, "seed": self.seed}
+        if self.gradient_ratio is not None:
+            extra["gradient_ratio"] = self.gradient_ratio
+        if self.colour_offset is not None:
+            extra["colour_offset_rgb"] = list(self.colour_offset)
         return {
             "folder": self.folder,
             "model": self.model,
             "scale": self.scale,
-            "protocol": PROTOCOL,
+            "protocol": PROTOCOL if self.degradation == "bicubic" else REALISTIC_PROTOCOL,
+            **extra,
             "images": [
                 {
                     "name": r.name,
@@ -241,8 +263,14 @@ def mean_line(report: EvalReport | DenoiseReport | ClipReport) -> str:
             f"{report.model} at sigma {report.sigma:g} on {len(report.rows)} images: "
             f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB, SSIM-RGB {report.mean_ssim_rgb:.4f}"
         )
-    return (
-        f"{report.model} x{report.scale} on {len(report.rows)} {report.unit}s: "
+    where = "" if report.degradation == "bicubic" else f" ({report.degradation} LR, seed {report.seed})"
+    line = (
+        f"{report.model} x{report.scale} on {len(report.rows)} {report.unit}s{where}: "
         f"PSNR-Y {report.mean_psnr_y:.2f} dB, SSIM-Y {report.mean_ssim_y:.4f}, "
         f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB"
     )
+    if report.gradient_ratio is not None:
+        line += f", gradient ratio {report.gradient_ratio:.3f}"
+    if report.colour_offset is not None:
+        line += ", colour offset RGB " + "/".join(f"{c:+.2f}" for c in report.colour_offset)
+    return line

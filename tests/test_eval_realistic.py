@@ -1,0 +1,98 @@
+"""`vsr eval --degradation realistic`: seeded realistic LR inputs, gradient ratio and colour offset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vsr.cli import app
+from vsr.quality import evaluate_folder
+from vsr.quality.evaluate import _colour_offset
+
+runner = CliRunner()
+
+
+def _set5(shared_data: Path) -> Path:
+    folder = shared_data / "images" / "eval" / "Set5"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found (see ../shared/data/MANIFEST.md)")
+    return folder
+
+
+def test_realistic_lr_is_seeded_and_harder_than_bicubic(shared_data: Path) -> None:
+    folder = _set5(shared_data)
+    bicubic = evaluate_folder(folder, "bicubic", scale=2)
+    first = evaluate_folder(folder, "bicubic", scale=2, degradation="realistic", seed=3)
+    again = evaluate_folder(folder, "bicubic", scale=2, degradation="realistic", seed=3)
+    other = evaluate_folder(folder, "bicubic", scale=2, degradation="realistic", seed=4)
+    assert [r.psnr_y for r in first.rows] == [r.psnr_y for r in again.rows]
+    assert [r.psnr_y for r in first.rows] != [r.psnr_y for r in other.rows]
+    # blur, noise and two lossy codecs cost the bicubic upscale several dB over the clean protocol
+    assert bicubic.mean_psnr_y == pytest.approx(33.66, abs=0.02)
+    assert first.mean_psnr_y < bicubic.mean_psnr_y - 2.0
+    assert first.degradation == "realistic" and first.seed == 3
+    assert bicubic.degradation == "bicubic" and bicubic.seed is None
+    # bicubic is softer than the truth, and more so from a blurred LR; it shifts no colour
+    assert bicubic.gradient_ratio is not None and first.gradient_ratio is not None
+    assert first.gradient_ratio < bicubic.gradient_ratio < 0.9
+    assert bicubic.colour_offset is not None and max(abs(c) for c in bicubic.colour_offset) < 0.5
+
+
+def test_cli_json_and_summary_name_the_degradation(shared_data: Path) -> None:
+    folder = _set5(shared_data)
+    args = ["eval", str(folder), "-s", "2", "-f", "json", "--degradation", "realistic", "--seed", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["degradation"] == "realistic" and data["seed"] == 3
+    assert data["protocol"].startswith("HR modcropped to the scale; LR = vsr.train.realistic")
+    assert 0.3 < data["gradient_ratio"] < 0.9 and len(data["colour_offset_rgb"]) == 3
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("bicubic x2 on 5 images (realistic LR, seed 3): PSNR-Y ")
+    assert f"gradient ratio {data['gradient_ratio']:.3f}" in line
+    # the clean protocol's JSON keeps its protocol and names no seed
+    plain = json.loads(runner.invoke(app, ["eval", str(folder), "-s", "2", "-f", "json"]).stdout)
+    assert "seed" not in plain and plain["protocol"].startswith("HR modcropped to the scale; LR = MATLAB")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--degradation", "jpeg"], "--degradation must be bicubic or realistic, got 'jpeg'"),
+        (["--seed", "2"], "--seed applies to --degradation realistic"),
+        (["--degradation", "bicubic", "--seed", "2"], "--seed applies to --degradation realistic"),
+        (["--degradation", "realistic", "--noise", "25"], "--noise evaluates a denoiser"),
+    ],
+)
+def test_misused_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    result = runner.invoke(app, ["eval", str(folder), "-s", "2", *args])
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("vsr: error: ") and message in lines[0]
+
+
+def test_degradation_on_a_clip_is_refused(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not read: the option is refused first")
+    result = runner.invoke(app, ["eval", str(clip), "--degradation", "realistic"])
+    assert result.exit_code != 0
+    assert "a clip's LR takes --noise and --h264" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_colour_offset_is_the_mean_signed_channel_difference() -> None:
+    rng = np.random.default_rng(0)
+    truths = [rng.integers(20, 230, (12, 10, 3), dtype=np.uint8) for _ in range(2)]
+    tint = np.array([6, 0, -3])
+    outputs = [(t.astype(int) + tint).astype(np.uint8) for t in truths]
+    assert _colour_offset(outputs, truths) == pytest.approx((6.0, 0.0, -3.0))
+    # weighted by pixels, not by image: a 4-times larger image counts 4 times
+    big = [np.full((24, 20, 3), 100, np.uint8), np.full((12, 10, 3), 100, np.uint8)]
+    shifted = [big[0] + 5, big[1]]
+    assert _colour_offset(shifted, big) == pytest.approx((4.0, 4.0, 4.0))
