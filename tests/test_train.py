@@ -6,6 +6,7 @@ seconds on a 2-core CPU; the real recipes are only loaded and measured, never tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -374,6 +375,28 @@ def test_exported_weights_load_and_match_the_trained_module(tmp_path: Path, data
     scored = evaluate_folder(data_root / "val", str(path))
     assert meta["eval"]["val"]["psnr_y"] == pytest.approx(scored.mean_psnr_y, abs=1e-4)
     assert ARCHITECTURES.detect(loaded.module.state_dict()).id == "compact"  # type: ignore[union-attr]
+
+
+def test_a_realistic_recipe_export_also_scores_realistic_inputs(tmp_path: Path, data_root: Path) -> None:
+    trainer = _trainer(tmp_path, data_root, "export-real")
+    trainer.run()
+    recipe = trainer.recipe
+    real = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, degradation="realistic"))
+    folder = str(data_root / "val")
+    plain = export_weights(
+        trainer.ema.module, tmp_path / "b.safetensors", recipe=recipe, steps=4, eval_folders=[folder]
+    )
+    meta = export_weights(
+        trainer.ema.module, tmp_path / "r.safetensors", recipe=real, steps=4, eval_folders=[folder]
+    )
+    assert "realistic" not in json.loads(plain["eval"])["val"]
+    scores = json.loads(meta["eval"])["val"]
+    scored = evaluate_folder(folder, str(tmp_path / "r.safetensors"), degradation="realistic", seed=0)
+    assert scores["realistic"]["seed"] == 0
+    assert scores["realistic"]["psnr_y"] == pytest.approx(scored.mean_psnr_y, abs=1e-4)
+    assert scores["realistic"]["gradient_ratio"] == pytest.approx(scored.gradient_ratio, abs=1e-4)
+    assert scores["realistic"]["psnr_y"] != scores["psnr_y"]  # the inputs differ
+    assert scores["psnr_y"] == json.loads(plain["eval"])["val"]["psnr_y"]
 
 
 def test_cli_trains_exports_and_reports_errors_in_one_line(tmp_path: Path, data_root: Path) -> None:

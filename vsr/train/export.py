@@ -26,7 +26,7 @@ from vsr import __version__
 from vsr.errors import ConfigError, ModelError, OutputError
 from vsr.models import load_model
 from vsr.models.builtin import read_weights_metadata
-from vsr.quality import REPORT_SIGMAS, evaluate_denoising, evaluate_folder
+from vsr.quality import REPORT_SIGMAS, LrDegradation, evaluate_denoising, evaluate_folder
 from vsr.train.checkpoint import load_checkpoint
 from vsr.train.flops import conv_flops_per_pixel, parameter_count
 from vsr.train.models import build_model
@@ -85,16 +85,30 @@ def _portable(recipe: dict[str, Any]) -> dict[str, Any]:
     return portable
 
 
-def _scores(path: Path, folders: Sequence[str], scale: int, device: str) -> dict[str, dict[str, float]]:
-    scores = {}
-    for folder in folders:
-        report = evaluate_folder(folder, str(path), scale=scale, device=device, precision="fp32")
-        scores[Path(folder).name] = {
+def _scores(
+    path: Path, folders: Sequence[str], scale: int, device: str, *, realistic: bool = False
+) -> dict[str, dict[str, Any]]:
+    # The SR protocol's (bicubic LR) scores; a model trained on the realistic degradation is also
+    # scored on realistic LR inputs (seed 0, as `vsr eval --degradation realistic` makes them),
+    # under "realistic", since that is what it is for and what a GAN model is judged on.
+    def entry(degradation: LrDegradation) -> dict[str, Any]:
+        report = evaluate_folder(
+            folder, str(path), scale=scale, device=device, precision="fp32", degradation=degradation
+        )
+        return {
             "psnr_y": round(report.mean_psnr_y, 4),
             "ssim_y": round(report.mean_ssim_y, 6),
             "psnr_rgb": round(report.mean_psnr_rgb, 4),
+            "gradient_ratio": round(report.gradient_ratio or 0.0, 4),
+            "colour_offset_rgb": [round(c, 3) for c in report.colour_offset or ()],
             "images": len(report.rows),
         }
+
+    scores = {}
+    for folder in folders:
+        scores[Path(folder).name] = entry("bicubic")
+        if realistic:
+            scores[Path(folder).name]["realistic"] = {**entry("realistic"), "seed": 0}
     return scores
 
 
@@ -168,7 +182,13 @@ def export_weights(
             scores = (
                 _denoise_scores(tmp, eval_folders, device)
                 if denoiser
-                else _scores(tmp, eval_folders, recipe.scale, device)
+                else _scores(
+                    tmp,
+                    eval_folders,
+                    recipe.scale,
+                    device,
+                    realistic=recipe.data.degradation == "realistic",
+                )
             )
             meta["eval"] = json.dumps(scores, sort_keys=True)
             _write_safetensors(tensors, tmp, meta)
