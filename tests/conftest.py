@@ -15,3 +15,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA} (see the project README)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def set5(shared_data: Path) -> Path:
+    """The shared Set5 folder (the SR protocol's reference set)."""
+    folder = shared_data / "images" / "eval" / "Set5"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found (see ../shared/data/MANIFEST.md)")
+    return folder

@@ -16,13 +16,6 @@ from vsr.cli import app
 runner = CliRunner()
 
 
-def _set5(shared_data: Path) -> Path:
-    folder = shared_data / "images" / "eval" / "Set5"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found (see ../shared/data/MANIFEST.md)")
-    return folder
-
-
 def _checkpoint(shared_data: Path) -> Path:
     path = shared_data / "weights" / "realesr-animevideov3.pth"
     if not path.is_file():
@@ -45,8 +38,8 @@ def _images(folder: Path, count: int = 1, size: tuple[int, int] = (48, 40)) -> P
     return folder
 
 
-def test_json_on_set5_x4(shared_data: Path) -> None:
-    result = runner.invoke(app, ["eval", str(_set5(shared_data)), "--scale", "4", "--format", "json"])
+def test_json_on_set5_x4(set5: Path) -> None:
+    result = runner.invoke(app, ["eval", str(set5), "--scale", "4", "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [r["name"] for r in data["images"]] == [

@@ -16,15 +16,8 @@ from vsr.quality.evaluate import _colour_offset
 runner = CliRunner()
 
 
-def _set5(shared_data: Path) -> Path:
-    folder = shared_data / "images" / "eval" / "Set5"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found (see ../shared/data/MANIFEST.md)")
-    return folder
-
-
-def test_realistic_lr_is_seeded_and_harder_than_bicubic(shared_data: Path) -> None:
-    folder = _set5(shared_data)
+def test_realistic_lr_is_seeded_and_harder_than_bicubic(set5: Path) -> None:
+    folder = set5
     bicubic = evaluate_folder(folder, "bicubic", scale=2)
     first = evaluate_folder(folder, "bicubic", scale=2, degradation="realistic", seed=3)
     again = evaluate_folder(folder, "bicubic", scale=2, degradation="realistic", seed=3)
@@ -42,8 +35,8 @@ def test_realistic_lr_is_seeded_and_harder_than_bicubic(shared_data: Path) -> No
     assert bicubic.colour_offset is not None and max(abs(c) for c in bicubic.colour_offset) < 0.5
 
 
-def test_cli_json_and_summary_name_the_degradation(shared_data: Path) -> None:
-    folder = _set5(shared_data)
+def test_cli_json_and_summary_name_the_degradation(set5: Path) -> None:
+    folder = set5
     args = ["eval", str(folder), "-s", "2", "-f", "json", "--degradation", "realistic", "--seed", "3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
