@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vsr.cli import app
-from vsr.quality import evaluate_folder
-from vsr.quality.evaluate import _colour_offset
+from vsr.quality import evaluate_folder, gradient_ratio
+from vsr.quality.evaluate import _SetTotals
 
 runner = CliRunner()
 
@@ -79,13 +79,32 @@ def test_degradation_on_a_clip_is_refused(tmp_path: Path) -> None:
     assert "a clip's LR takes --noise and --h264" in result.stderr and "Traceback" not in result.stderr
 
 
+def _totals(outputs: list[np.ndarray], truths: list[np.ndarray]) -> _SetTotals:
+    totals = _SetTotals()
+    for sr, hr in zip(outputs, truths, strict=True):
+        totals.add(sr, hr)
+    return totals
+
+
 def test_colour_offset_is_the_mean_signed_channel_difference() -> None:
     rng = np.random.default_rng(0)
     truths = [rng.integers(20, 230, (12, 10, 3), dtype=np.uint8) for _ in range(2)]
     tint = np.array([6, 0, -3])
     outputs = [(t.astype(int) + tint).astype(np.uint8) for t in truths]
-    assert _colour_offset(outputs, truths) == pytest.approx((6.0, 0.0, -3.0))
+    assert _totals(outputs, truths).colour_offset() == pytest.approx((6.0, 0.0, -3.0))
     # weighted by pixels, not by image: a 4-times larger image counts 4 times
     big = [np.full((24, 20, 3), 100, np.uint8), np.full((12, 10, 3), 100, np.uint8)]
     shifted = [big[0] + 5, big[1]]
-    assert _colour_offset(shifted, big) == pytest.approx((4.0, 4.0, 4.0))
+    assert _totals(shifted, big).colour_offset() == pytest.approx((4.0, 4.0, 4.0))
+
+
+def test_set_gradient_ratio_equals_the_sharpness_module_and_flat_truths_give_none() -> None:
+    rng = np.random.default_rng(1)
+    truths = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(20, 16, 3), (9, 30, 3)]]
+    outputs = [(t // 2).astype(np.uint8) for t in truths]
+    assert _totals(outputs, truths).gradient_ratio() == pytest.approx(
+        gradient_ratio(outputs, truths), rel=1e-9
+    )
+    flat = [np.full((8, 8, 3), 7, np.uint8)]
+    assert _totals(truths[:1], [np.full((20, 16, 3), 7, np.uint8)]).gradient_ratio() is None
+    assert _totals(flat, flat).colour_offset() == (0.0, 0.0, 0.0)

@@ -22,7 +22,7 @@ from vsr.quality.crops import crop_folder, write_comparison
 from vsr.quality.metrics import shave
 from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, score, to_uint8
 from vsr.quality.report import EvalReport, ImageResult, LrDegradation
-from vsr.quality.sharpness import gradient_ratio
+from vsr.quality.sharpness import mean_gradient_magnitude
 
 __all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "check_sr_model", "evaluate_folder", "find_images"]
 
@@ -143,8 +143,7 @@ def evaluate_folder(
     crop_names = _crop_names(images, scale)
 
     rows = []
-    outputs: list[NDArray[np.uint8]] = []
-    truths: list[NDArray[np.uint8]] = []
+    totals = _SetTotals()
     for index, path in enumerate(images):
         hr = modcrop(load_image(path), scale)
         h, w = hr.shape[:2]
@@ -155,8 +154,7 @@ def evaluate_folder(
             )
         lr = degrade(hr, scale) if degradation == "bicubic" else _degrade_realistic(hr, scale, (seed, index))
         sr = upscale(lr)
-        outputs.append(shave(sr, scale))
-        truths.append(shave(hr, scale))
+        totals.add(shave(sr, scale), shave(hr, scale))
         scores = score(sr, hr, scale=scale)
         rows.append(
             ImageResult(
@@ -179,8 +177,8 @@ def evaluate_folder(
         rows=tuple(rows),
         degradation=degradation,
         seed=seed if degradation == "realistic" else None,
-        gradient_ratio=gradient_ratio(outputs, truths),
-        colour_offset=_colour_offset(outputs, truths),
+        gradient_ratio=totals.gradient_ratio(),
+        colour_offset=totals.colour_offset(),
     )
 
 
@@ -191,15 +189,29 @@ def _degrade_realistic(hr: NDArray[np.uint8], scale: int, seed: tuple[int, int])
     return degrade_realistic(hr, scale, seed=seed)
 
 
-def _colour_offset(
-    outputs: list[NDArray[np.uint8]], truths: list[NDArray[np.uint8]]
-) -> tuple[float, float, float]:
-    """Mean signed R, G, B difference of the outputs from the truths over every pixel (0..255 units):
-    a colour shift shows as a channel far from 0 while the others are not."""
-    sums = np.zeros(3)
-    count = 0
-    for sr, hr in zip(outputs, truths, strict=True):
-        sums += (sr.astype(np.float64) - hr.astype(np.float64)).reshape(-1, 3).sum(axis=0)
-        count += sr.shape[0] * sr.shape[1]
-    r, g, b = (sums / count).tolist()
-    return (r, g, b)
+class _SetTotals:
+    """Running sums over a set, so no image is kept: |grad Y| of the outputs and of the truths
+    (their ratio is `gradient_ratio`'s over the whole set), and the signed R, G, B differences."""
+
+    def __init__(self) -> None:
+        self._grad_out = self._grad_truth = 0.0
+        self._rgb = np.zeros(3)
+        self._pixels = 0
+
+    def add(self, sr: NDArray[np.uint8], hr: NDArray[np.uint8]) -> None:
+        # mean magnitudes over equal grids: weighting each by the grid's size sums the pixels
+        grid = (sr.shape[0] - 1) * (sr.shape[1] - 1)
+        self._grad_out += mean_gradient_magnitude(sr) * grid
+        self._grad_truth += mean_gradient_magnitude(hr) * grid
+        self._rgb += (sr.astype(np.float64) - hr.astype(np.float64)).reshape(-1, 3).sum(axis=0)
+        self._pixels += sr.shape[0] * sr.shape[1]
+
+    def gradient_ratio(self) -> float | None:
+        """Mean gradient magnitude of the outputs over the truths' (None: flat truths)."""
+        return self._grad_out / self._grad_truth if self._grad_truth > 0 else None
+
+    def colour_offset(self) -> tuple[float, float, float]:
+        """Mean signed R, G, B difference of the outputs from the truths (0..255 units): a colour
+        shift shows as a channel far from 0 while the others are not."""
+        r, g, b = (self._rgb / self._pixels).tolist()
+        return (r, g, b)
