@@ -20,8 +20,15 @@ from pathlib import Path
 from PIL import Image
 
 from vsr.errors import VsrError
-from vsr.quality import bicubic_upscale, degrade, find_images, load_image, modcrop, side_by_side
-from vsr.quality.evaluate import _degrade_realistic, _upscaler
+from vsr.quality import (
+    bicubic_upscale,
+    find_images,
+    load_image,
+    lr_input,
+    modcrop,
+    named_upscaler,
+    side_by_side,
+)
 
 
 def main() -> int:
@@ -38,14 +45,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
     args = parser.parse_args()
     try:
-        upscalers = [_upscaler(m, args.scale, "cpu", "fp32")[0] for m in args.model]
+        upscalers = [named_upscaler(m, args.scale, "cpu", "fp32")[0] for m in args.model]
         args.out.mkdir(parents=True, exist_ok=True)
         for index, path in enumerate(find_images(args.folder)):
             hr = modcrop(load_image(path), args.scale)
-            if args.degradation == "bicubic":
-                lr = degrade(hr, args.scale)
-            else:
-                lr = _degrade_realistic(hr, args.scale, (args.seed, index))
+            lr = lr_input(hr, args.scale, degradation=args.degradation, seed=args.seed, index=index)
             panels = [bicubic_upscale(lr, args.scale), *(up(lr) for up in upscalers), hr]
             out = args.out / f"{path.stem}_x{args.scale}.png"
             Image.fromarray(side_by_side(panels, size=args.size, zoom=args.zoom)).save(out)

@@ -3,8 +3,9 @@
 On a folder, ``--degradation realistic`` makes each LR with the training's realistic chain (blur,
 resize, noise, JPEG, H.264; seeded by ``--seed``) instead of the protocol's bicubic: how GAN models
 for real video are judged. Every folder report carries the set's gradient ratio (sharpness) and
-colour offset beside PSNR/SSIM. ``--noise SIGMA`` runs the colour-denoising protocol instead (`vsr.quality.denoising`):
-the model must be a denoiser, and ``-m none`` scores the noisy input itself.
+colour offset beside PSNR/SSIM. ``--noise SIGMA`` runs the colour-denoising protocol instead
+(`vsr.quality.denoising`): the model must be a denoiser, and ``-m none`` scores the noisy input
+itself.
 
 On a clip (`vsr.quality.video`), each configuration of the Restore stage is a row with PSNR, SSIM
 and flicker: ``--temporal``, ``--temporal-strength``, ``--reuse-still`` and ``--denoise`` take `vsr upscale`'s values

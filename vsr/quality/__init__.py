@@ -22,6 +22,8 @@ from vsr.quality.evaluate import (
     check_sr_model,
     evaluate_folder,
     find_images,
+    lr_input,
+    named_upscaler,
 )
 from vsr.quality.flicker import FlickerMeter, FlickerScores, PairErrors, flicker
 from vsr.quality.flicker_crops import CropsLayout, FlickerCropPicker, FlickerWindow, crops_mosaic, write_crops
@@ -94,9 +96,11 @@ __all__ = [
     "h264_round_trip",
     "imresize",
     "load_image",
+    "lr_input",
     "mean_gradient_magnitude",
     "mean_line",
     "modcrop",
+    "named_upscaler",
     "psnr",
     "psnr_rgb",
     "psnr_y",

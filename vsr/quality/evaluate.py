@@ -24,7 +24,16 @@ from vsr.quality.protocol import bicubic_upscale, degrade, load_image, modcrop, 
 from vsr.quality.report import EvalReport, ImageResult, LrDegradation
 from vsr.quality.sharpness import mean_gradient_magnitude
 
-__all__ = ["BICUBIC", "IMAGE_SUFFIXES", "ModelUpscaler", "check_sr_model", "evaluate_folder", "find_images"]
+__all__ = [
+    "BICUBIC",
+    "IMAGE_SUFFIXES",
+    "ModelUpscaler",
+    "check_sr_model",
+    "evaluate_folder",
+    "find_images",
+    "lr_input",
+    "named_upscaler",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +99,8 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     return images
 
 
-def _upscaler(model: str, scale: int | None, device: str, precision: str) -> tuple[Upscaler, str, int]:
+def named_upscaler(model: str, scale: int | None, device: str, precision: str) -> tuple[Upscaler, str, int]:
+    """``model`` (bicubic, a built-in or a checkpoint) as an LR -> SR function; its report name; its scale."""
     if scale is not None and scale < 1:
         raise ConfigError(f"scale must be 1 or more, got {scale}")
     if model == BICUBIC:
@@ -138,7 +148,7 @@ def evaluate_folder(
     if degradation not in ("bicubic", "realistic"):
         raise ConfigError(f"unknown degradation {degradation!r}; use bicubic or realistic")
     images = find_images(folder)
-    upscale, model_name, scale = _upscaler(model, scale, device, precision)
+    upscale, model_name, scale = named_upscaler(model, scale, device, precision)
     crop_dir = crop_folder(crops)
     crop_names = _crop_names(images, scale)
 
@@ -152,7 +162,7 @@ def evaluate_folder(
                 f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
                 f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
             )
-        lr = degrade(hr, scale) if degradation == "bicubic" else _degrade_realistic(hr, scale, (seed, index))
+        lr = lr_input(hr, scale, degradation=degradation, seed=seed, index=index)
         sr = upscale(lr)
         totals.add(shave(sr, scale), shave(hr, scale))
         scores = score(sr, hr, scale=scale)
@@ -182,11 +192,22 @@ def evaluate_folder(
     )
 
 
-def _degrade_realistic(hr: NDArray[np.uint8], scale: int, seed: tuple[int, int]) -> NDArray[np.uint8]:
+def lr_input(
+    hr: NDArray[np.uint8],
+    scale: int,
+    *,
+    degradation: LrDegradation = "bicubic",
+    seed: int = 0,
+    index: int = 0,
+) -> NDArray[np.uint8]:
+    """The LR input `evaluate_folder` scores for image ``index`` of a folder (in name order): the
+    protocol's MATLAB bicubic, or the realistic chain seeded by ``(seed, index)``."""
+    if degradation == "bicubic":
+        return degrade(hr, scale)
     # imported here: the training package (and its PyAV encoder check) is not needed for bicubic
     from vsr.train.realistic import degrade_realistic
 
-    return degrade_realistic(hr, scale, seed=seed)
+    return degrade_realistic(hr, scale, seed=(seed, index))
 
 
 class _SetTotals:
