@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vsr.backends import BackendOptions, cpu_has_fast_bf16, create_backend, resolve_device, resolve_precision
-from vsr.backends.cpu_prelu import SplitPReLU, needs_split_prelu
+from vsr.backends.cpu_prelu import RowPReLU, needs_row_prelu
 from vsr.errors import ConfigError, DeviceError
 from vsr.models import load_model
 
@@ -43,33 +43,62 @@ def test_bf16_output_is_within_45_db_of_fp32_on_real_frames(shared_data: Path) -
     assert 45.0 <= psnr < 90.0, psnr  # an upper bound too: bf16 must actually have been used
 
 
-@pytest.mark.parametrize("channels", [8, 16, 48, 64])
-def test_split_prelu_is_prelu_bit_for_bit(channels: int) -> None:
+@pytest.mark.parametrize("channels", [8, 16, 24, 48, 64])
+@pytest.mark.parametrize("size", [(9, 13), (10, 16)])  # an odd pixel count: the native kernel
+def test_row_prelu_is_prelu_bit_for_bit(channels: int, size: tuple[int, int]) -> None:
     prelu = torch.nn.PReLU(channels)
     with torch.no_grad():
         prelu.weight.uniform_(-0.5, 1.5)  # negative and above-one slopes too
     prelu = prelu.to(torch.bfloat16)
-    x = torch.randn(2, channels, 9, 13).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, channels, *size).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     x[0, :, 0, 0] = 0.0  # the kink itself
     with torch.inference_mode():
-        assert torch.equal(SplitPReLU(prelu)(x), torch.nn.functional.prelu(x, prelu.weight))
-    assert needs_split_prelu(prelu) == (channels < 32)  # the native kernel is scalar only there
-    assert not needs_split_prelu(torch.nn.PReLU(1))  # one shared slope: the native kernel is fine
+        expected = torch.nn.functional.prelu(x, prelu.weight)
+        rows = RowPReLU(prelu)(x)
+        assert torch.equal(rows, expected)
+        assert rows.is_contiguous(memory_format=torch.channels_last)
+        plain = x.contiguous()  # another layout goes to the native kernel, same values
+        assert torch.equal(RowPReLU(prelu)(plain), expected)
+    assert needs_row_prelu(prelu) == (channels % 32 != 0)  # the native kernel is vectorised per 32
+    assert not needs_row_prelu(torch.nn.PReLU(1))  # one shared slope: the native kernel is fine
 
 
-def test_bf16_cpu_backend_runs_fast_x2s_prelus_split_with_the_same_output(shared_data: Path) -> None:
+def test_row_prelu_inside_a_compiled_build_is_one_opaque_call() -> None:
+    from vsr.backends.compiled import cxx_compiler
+
+    if cxx_compiler() is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
+    prelu = torch.nn.PReLU(16)
+    with torch.no_grad():
+        prelu.weight.uniform_(-0.5, 1.5)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), RowPReLU(prelu)).eval()
+    net = net.to(torch.bfloat16, memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 12, 20).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    calls: list[str] = []
+
+    def backend(gm: torch.fx.GraphModule, inputs: list[torch.Tensor]):  # type: ignore[no-untyped-def]
+        calls.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return gm.forward
+
+    with torch.inference_mode():
+        expected = net(x)
+        assert torch.equal(torch.compile(net, backend=backend, dynamic=False)(x), expected)
+    assert "vsr.prelu_rows.default" in calls and not any("prelu." in c and "vsr" not in c for c in calls)
+
+
+def test_bf16_cpu_backend_runs_fast_x2s_prelus_as_rows_with_the_same_output(shared_data: Path) -> None:
     model = load_model("fast-x2")
     x = _frames(shared_data)
     backend = create_backend("torch", model, BackendOptions(device=torch.device("cpu"), precision="bf16"))
     layers = list(backend._module.modules())  # type: ignore[attr-defined]
-    assert sum(isinstance(m, SplitPReLU) for m in layers) == 9  # every 16-feature PReLU
+    assert sum(isinstance(m, RowPReLU) for m in layers) == 9  # every 16-feature PReLU
     assert not any(isinstance(m, torch.nn.PReLU) for m in layers)
     native = copy.deepcopy(model.module).eval().to(dtype=torch.bfloat16, memory_format=torch.channels_last)
     with torch.inference_mode():
         expected = native(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
     assert torch.equal(backend.run(x), expected)
     fp32 = create_backend("torch", model, BackendOptions(device=torch.device("cpu"), precision="fp32"))
-    assert sum(isinstance(m, SplitPReLU) for m in fp32._module.modules()) == 0  # type: ignore[attr-defined]
+    assert sum(isinstance(m, RowPReLU) for m in fp32._module.modules()) == 0  # type: ignore[attr-defined]
 
 
 def test_auto_precision_follows_the_device_and_the_cpu() -> None:

@@ -271,6 +271,27 @@ def test_init_from_fine_tunes_exported_weights(tmp_path: Path, data_root: Path) 
             Trainer(load_recipe(_recipe(tmp_path, data_root, extra_top=top)), tmp_path / "bad")
 
 
+def test_init_from_a_smaller_scale_starts_as_that_model_enlarged(tmp_path: Path, data_root: Path) -> None:
+    x2 = load_recipe(_recipe(tmp_path, data_root))
+    start = build_model(x2, seed=5).module
+    (tmp_path / "runs").mkdir()
+    export_weights(start, tmp_path / "runs" / "x2.safetensors", recipe=x2, steps=0)
+    top = 'init_from = "runs/x2.safetensors"'
+    x4 = load_recipe(_recipe(tmp_path, data_root, extra_top=top)).replace(scale=4)
+    trainer = Trainer(x4, tmp_path / "x4")
+    assert trainer.descriptor.scale == 4
+    x = torch.rand(1, 3, 11, 14)
+    with torch.no_grad():
+        expected = nn.functional.interpolate(start.eval()(x), scale_factor=2, mode="nearest")
+        got = trainer.model.eval()(x)
+    assert got.shape == (1, 3, 44, 56)
+    assert torch.allclose(got, expected, atol=1e-6)  # step 0 is the x2 model, then a nearest x2
+    # a scale it does not divide, or other hyperparameters, is still the one-line refusal
+    x3 = x4.replace(scale=3, data=dataclasses.replace(x4.data, patch_size=18))
+    with pytest.raises(ConfigError, match=r"x2 .* the recipe trains compact x3"):
+        Trainer(x3, tmp_path / "x3")
+
+
 def test_lr_schedules() -> None:
     cosine = LRFactor(
         ScheduleSpec(name="cosine", warmup_steps=10, min_lr=1e-4), total_steps=110, base_lr=1e-3

@@ -1,29 +1,54 @@
-"""A PReLU for bf16 channels_last on the CPU that does not fall off oneDNN's vector path.
+"""A PReLU for bf16 channels_last on the CPU that stays on PyTorch's vector path, compiled or not.
 
-PyTorch's PReLU kernel (torch 2.13, this CPU) is vectorised over channels: for bf16
-channels_last tensors with fewer channels than a 512-bit vector holds (32 bf16) it runs a scalar
-loop. At the 16 features of fast-x2/fast-x4 one PReLU of a 640x360 frame took 12.7 ms against
-0.5 ms contiguous, and the network's PReLUs were two thirds of its time (`tools/bench_prelu.py`,
-docs/BENCHMARKS.md). ``relu(x) + w * min(x, 0)`` is the same function with the same rounding
-(one of the two terms is exactly zero, the other is the one product PReLU rounds too), made of
-elementwise kernels that stay vectorised: 2.1 ms for the same tensor, 9.0 against 43.4 ms at
-1080x720. From 32 channels on the native kernel is kept: at 32 and 64 it is the faster one, and
-at 48 the split form won at 640x360 (6.7 against 13.6 ms) but lost at 1080x720 (123 against 70).
+PyTorch's PReLU kernel (torch 2.13) is vectorised over channels: for a bf16 channels_last tensor
+whose channel count is not a multiple of a 512-bit vector's 32 values it runs a scalar loop. At
+the 16 features of fast-x2/fast-x4 one PReLU of a 640x360 frame took 20 ms. In channels_last the
+values of consecutive pixels follow each other, so the same tensor can be read as rows of
+``lcm(C, 32)`` values (two pixels of 16 channels make one row of 32) with the slopes repeated
+along the row: the same function on the same values, which the kernel runs vectorised (0.74 ms
+for that tensor, one pass). `tools/bench_prelu.py` measures it against the native kernel.
+
+The row form is a custom operator (``vsr::prelu_rows``), so a torch.compile build calls it as
+one kernel instead of decomposing it into inductor's own loop, which ran over one pixel's 16
+channels at a time (2.9 ms a PReLU). Inputs it cannot view that way (another layout, a pixel
+count the repeat does not divide) go to the native kernel, so the result is PReLU's in every case.
+An earlier form, ``relu(x) + w * min(x, 0)``, was exact too but took four passes (2.2 ms).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SplitPReLU", "needs_split_prelu", "split_slow_prelus"]
+__all__ = ["RowPReLU", "needs_row_prelu", "prelu_rows", "use_row_prelus"]
 
-_BF16_LANES = 32  # bf16 values in a 512-bit vector: below it the native kernel is scalar
+_BF16_LANES = 32  # bf16 values in a 512-bit vector: the native kernel is vectorised per this many channels
 
 
-class SplitPReLU(nn.Module):
-    """`nn.PReLU` computed as ``relu(x) + w * min(x, 0)``; shares the original's weight."""
+@torch.library.custom_op("vsr::prelu_rows", mutates_args=())
+def prelu_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PReLU of an ``N x C x H x W`` channels_last tensor computed over rows of ``lcm(C, 32)``."""
+    channels = weight.numel()
+    if x.dim() == 4 and channels == x.shape[1] and x.is_contiguous(memory_format=torch.channels_last):
+        repeat = _BF16_LANES // math.gcd(channels, _BF16_LANES)
+        n, c, h, w = x.shape
+        if (n * h * w) % repeat == 0:
+            rows = x.permute(0, 2, 3, 1).reshape(-1, c * repeat)  # a view: no copy in channels_last
+            out = F.prelu(rows, weight.repeat(repeat))
+            return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
+    return F.prelu(x, weight)
+
+
+@prelu_rows.register_fake
+def _prelu_rows_fake(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)  # the layout of the input, as both branches give
+
+
+class RowPReLU(nn.Module):
+    """`nn.PReLU` through `prelu_rows`; shares the original's weight."""
 
     def __init__(self, prelu: nn.PReLU) -> None:
         super().__init__()
@@ -31,22 +56,21 @@ class SplitPReLU(nn.Module):
         self.num_parameters = prelu.num_parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.view(1, -1, 1, 1) if self.num_parameters > 1 and x.dim() == 4 else self.weight
-        return F.relu(x) + w * x.clamp(max=0)
+        return prelu_rows(x, self.weight)
 
 
-def needs_split_prelu(module: nn.PReLU) -> bool:
-    """True where the native kernel is the slow one: a per-channel PReLU of 2 to 31 channels."""
-    return 1 < module.num_parameters < _BF16_LANES
+def needs_row_prelu(module: nn.PReLU) -> bool:
+    """True where the native kernel is the slow one: per-channel slopes, not a multiple of 32."""
+    return module.num_parameters > 1 and module.num_parameters % _BF16_LANES != 0
 
 
-def split_slow_prelus(module: nn.Module) -> int:
-    """Replace, in place, every PReLU of ``module`` that `needs_split_prelu`; return how many."""
+def use_row_prelus(module: nn.Module) -> int:
+    """Replace, in place, every PReLU of ``module`` that `needs_row_prelu`; return how many."""
     swapped = 0
     for name, child in module.named_children():
-        if isinstance(child, nn.PReLU) and needs_split_prelu(child):
-            setattr(module, name, SplitPReLU(child))
+        if isinstance(child, nn.PReLU) and needs_row_prelu(child):
+            setattr(module, name, RowPReLU(child))
             swapped += 1
         else:
-            swapped += split_slow_prelus(child)
+            swapped += use_row_prelus(child)
     return swapped

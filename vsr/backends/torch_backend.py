@@ -5,9 +5,9 @@ inputs, the layout cuDNN's tensor-core convolutions prefer. With ``cuda_graph`` 
 is captured once into a CUDA graph (`torch.cuda.CUDAGraph`) and replayed: one launch per call
 instead of one per layer, which is what bounds small models at small frame sizes. A shape whose
 capture fails runs eagerly from then on. With ``compile`` the module runs through a frozen
-inductor build per input shape (`vsr.backends.compiled`), the fast path on the CPU. Run eagerly on
-the CPU in bf16, PReLUs of channel counts that PyTorch's kernel runs scalar (under 32) are
-computed in a vectorised form (`vsr.backends.cpu_prelu`); inductor generates its own.
+inductor build per input shape (`vsr.backends.compiled`), the fast path on the CPU. On the CPU in
+bf16, eager or compiled, PReLUs of channel counts that PyTorch's kernel runs scalar (not a
+multiple of 32) are computed in a vectorised form (`vsr.backends.cpu_prelu`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from vsr.backends.base import Backend, BackendOptions
 from vsr.backends.compiled import CastIO, CompiledShapes
-from vsr.backends.cpu_prelu import split_slow_prelus
+from vsr.backends.cpu_prelu import use_row_prelus
 from vsr.errors import ConfigError, DeviceError, ModelError
 from vsr.models.descriptor import LoadedModel
 
@@ -154,8 +154,8 @@ class TorchBackend:
         module = copy.deepcopy(model.module).eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format)
         cpu_bf16 = self.device.type == "cpu" and self._dtype == torch.bfloat16 and options.channels_last
-        if cpu_bf16 and not options.compile:
-            swapped = split_slow_prelus(module)  # the same outputs, bit for bit, several times faster
+        if cpu_bf16:
+            swapped = use_row_prelus(module)  # the same outputs, bit for bit, many times faster
             if swapped:
                 log.debug("%d PReLU layers of %s use the vectorised form", swapped, model.descriptor.name)
         self.compiled = (

@@ -21,7 +21,7 @@ from vsr.errors import ModelError
 from vsr.models._weights import fit_weights
 from vsr.models.descriptor import LoadedModel, ModelDescriptor
 
-__all__ = ["ActType", "SRVGGNetCompact", "build_compact", "is_compact"]
+__all__ = ["ActType", "SRVGGNetCompact", "build_compact", "is_compact", "widen_compact_scale"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,35 @@ def is_compact(state_dict: Mapping[str, Tensor]) -> bool:
     last = max(indices)
     convs = [state_dict.get(f"body.{i}.weight") for i in range(0, last + 1, 2)]
     return last >= 2 and last % 2 == 0 and all(w is not None and w.dim() == 4 for w in convs)
+
+
+def widen_compact_scale(
+    state_dict: Mapping[str, Tensor], *, from_scale: int, to_scale: int
+) -> dict[str, Tensor]:
+    """A compact model's weights for a larger scale: the start of an x4 run from an x2 model.
+
+    Every layer but the last is the same network in low-resolution space, so it is copied; the
+    last conv gets one output per sub-pixel of the larger shuffle, each a copy of the sub-pixel of
+    the smaller one that covers it. The result computes exactly the smaller model's output
+    enlarged by nearest neighbour (``to_scale / from_scale``), the point training moves on from
+    (EDSR starts its x3/x4 models from the x2 one the same way).
+    """
+    if to_scale % from_scale:
+        raise ValueError(f"scale {to_scale} is not a multiple of {from_scale}")
+    last = max(int(_BODY_KEY.fullmatch(k).group(1)) for k in state_dict)  # type: ignore[union-attr]
+    weight, bias = state_dict[f"body.{last}.weight"], state_dict[f"body.{last}.bias"]
+    channels = weight.shape[0] // (from_scale * from_scale)
+    ratio = to_scale // from_scale
+    index = [
+        c * from_scale * from_scale + (i // ratio) * from_scale + (j // ratio)
+        for c in range(channels)
+        for i in range(to_scale)
+        for j in range(to_scale)
+    ]
+    out = dict(state_dict)
+    out[f"body.{last}.weight"] = weight[index].clone()
+    out[f"body.{last}.bias"] = bias[index].clone()
+    return out
 
 
 def build_compact(state_dict: Mapping[str, Tensor], *, name: str, sha256: str | None) -> LoadedModel:

@@ -13,6 +13,7 @@ Checkpoints keep format 1: a GAN run adds the keys ``discriminator``, ``d_optimi
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 
 from vsr.errors import ConfigError
 from vsr.models import ModelDescriptor, load_model
+from vsr.models.compact import widen_compact_scale
 from vsr.train.gan import UNetDiscriminatorSN, make_adversarial_loss
 from vsr.train.losses import gradient_loss, ssim_loss
 from vsr.train.optim import build_optimizer, build_scheduler
@@ -29,6 +31,8 @@ from vsr.train.precision import autocast
 from vsr.train.recipe import GanSpec, OptimizerSpec, Recipe
 
 __all__ = ["GAN_STATE_KEYS", "GanStage", "load_generator_weights"]
+
+log = logging.getLogger(__name__)
 
 GAN_STATE_KEYS = ("discriminator", "d_optimizer", "d_scheduler", "d_scaler")
 # The discriminator draws its initial weights from a generator of its own, seeded from the
@@ -52,12 +56,30 @@ def load_generator_weights(
     d = loaded.descriptor
     seen = (d.architecture, d.scale, dict(d.hyperparameters))
     want = (descriptor.architecture, descriptor.scale, dict(descriptor.hyperparameters))
+    if _widens_scale(seen, want):
+        # A compact model of a smaller scale: its low-resolution layers are this model's own.
+        state = widen_compact_scale(loaded.module.state_dict(), from_scale=d.scale, to_scale=descriptor.scale)
+        log.info(
+            "%s: x%d weights widened to x%d (last conv's sub-pixels copied)", key, d.scale, descriptor.scale
+        )
+        module.load_state_dict(state)
+        return
     if seen != want:
         raise ConfigError(
             f"{key} {Path(path).name} is {d.architecture} x{d.scale} {dict(d.hyperparameters)}, "
             f"the recipe trains {want[0]} x{want[1]} {want[2]}; use weights of the recipe's own model"
         )
     module.load_state_dict(loaded.module.state_dict())
+
+
+def _widens_scale(seen: tuple[str, int, dict], want: tuple[str, int, dict]) -> bool:
+    """Same compact network, and a start of a scale that divides the recipe's (x2 for x4)."""
+    return (
+        seen[0] == want[0] == "compact"
+        and seen[2] == want[2]
+        and want[1] > seen[1]
+        and want[1] % seen[1] == 0
+    )
 
 
 class GanStage:
