@@ -47,10 +47,15 @@ AUTO_MIN_FRAMES = 300
 
 def auto_compile(device: torch.device, architecture: str, frame_count: int | None) -> tuple[bool, str]:
     """Whether a torch-backend run should build, unasked, and a note for the user when it does
-    (or cannot): CPU runs of neural models whose input is live (no frame count) or long."""
+    (or cannot): CPU runs of neural models on a file of `AUTO_MIN_FRAMES` frames or more.
+
+    Live inputs (no frame count) run eagerly unless asked: a build holds the first frame for
+    seconds, and live mode drops what arrives meanwhile (90-139 frames of a 25 fps feed in
+    `tools/bench_live.py`), while eagerly, with the PReLUs as rows (`vsr.backends.cpu_prelu`),
+    fast-x2 keeps up with that feed from its first frame (docs/BENCHMARKS.md)."""
     if device.type != "cpu" or architecture in CLASSIC_KERNELS:  # a resizer: nothing to fuse
         return False, ""
-    if frame_count is not None and frame_count < AUTO_MIN_FRAMES:
+    if frame_count is None or frame_count < AUTO_MIN_FRAMES:
         return False, ""
     if cxx_compiler() is None:
         return False, "torch.compile is off: no C++ compiler (g++) found; install one for faster CPU runs"

@@ -8,7 +8,7 @@ values of consecutive pixels follow each other, so the same tensor can be read a
 along the row: the same function on the same values, which the kernel runs vectorised (0.74 ms
 for that tensor, one pass). `tools/bench_prelu.py` measures it against the native kernel.
 
-The row form is a custom operator (``vsr::prelu_rows``), so a torch.compile build calls it as
+In a torch.compile build the row form is a custom operator (``vsr::prelu_rows``), called as
 one kernel instead of decomposing it into inductor's own loop, which ran over one pixel's 16
 channels at a time (2.9 ms a PReLU). Inputs it cannot view that way (another layout, a pixel
 count the repeat does not divide) go to the native kernel, so the result is PReLU's in every case.
@@ -28,9 +28,7 @@ __all__ = ["RowPReLU", "needs_row_prelu", "prelu_rows", "use_row_prelus"]
 _BF16_LANES = 32  # bf16 values in a 512-bit vector: the native kernel is vectorised per this many channels
 
 
-@torch.library.custom_op("vsr::prelu_rows", mutates_args=())
-def prelu_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """PReLU of an ``N x C x H x W`` channels_last tensor computed over rows of ``lcm(C, 32)``."""
+def _prelu_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     channels = weight.numel()
     if x.dim() == 4 and channels == x.shape[1] and x.is_contiguous(memory_format=torch.channels_last):
         repeat = _BF16_LANES // math.gcd(channels, _BF16_LANES)
@@ -40,6 +38,12 @@ def prelu_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             out = F.prelu(rows, weight.repeat(repeat))
             return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
     return F.prelu(x, weight)
+
+
+@torch.library.custom_op("vsr::prelu_rows", mutates_args=())
+def prelu_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PReLU of an ``N x C x H x W`` channels_last tensor computed over rows of ``lcm(C, 32)``."""
+    return _prelu_rows(x, weight)
 
 
 @prelu_rows.register_fake
@@ -56,7 +60,11 @@ class RowPReLU(nn.Module):
         self.num_parameters = prelu.num_parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return prelu_rows(x, self.weight)
+        if torch.compiler.is_compiling():
+            return prelu_rows(x, self.weight)
+        # eagerly, the function itself: a custom op's first call imports torch._dynamo (0.8 s),
+        # which a live feed's first frame would wait for
+        return _prelu_rows(x, self.weight)
 
 
 def needs_row_prelu(module: nn.PReLU) -> bool:

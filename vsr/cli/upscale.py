@@ -123,8 +123,8 @@ def upscale(
         bool | None,
         Opt(
             "--compile/--no-compile",
-            help="torch: build each input shape with torch.compile (seconds once, then 1.4-2.9x faster "
-            "on a CPU). [default: on for the CPU, for live inputs and clips of 300 frames or more]",
+            help="torch: build each input shape with torch.compile (seconds once, then up to 1.6x faster "
+            "on a CPU). [default: on for the CPU, for files of 300 frames or more]",
         ),
     ] = None,
     batch: Annotated[int | None, Opt(help="Frames per model call. [default: 1]")] = None,

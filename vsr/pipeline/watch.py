@@ -75,7 +75,7 @@ class WatchRun:
         self.precision = resolve_precision(options.precision, self.device, self.model.descriptor)
         self.backend_name = options.backend
         self.batch = options.batch
-        # feeds are live and long: on the CPU the builds pay for themselves (vsr.backends.compiled)
+        # feeds are live: eager unless the config asks for builds (vsr.backends.compiled.auto_compile)
         auto, _ = auto_compile(self.device, self.model.descriptor.architecture, None)
         self.compile = options.compile if options.compile is not None else auto
         self.denoisers = load_denoisers(config.cameras)

@@ -96,7 +96,7 @@ _RUN_KEYS: dict[str, _Check] = {
     "device": _text(),
     "precision": _text("auto", "fp32", "fp16", "bf16"),
     "batch": _integer(1),
-    "compile": _boolean,  # torch.compile builds; default: on for the CPU (every feed is live)
+    "compile": _boolean,  # torch.compile builds; default: off (feeds are live: a build holds the first frame)
     "max_latency": _seconds(),
     "codec": _text(),
     "crf": _integer(0, 63),
