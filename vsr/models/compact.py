@@ -94,6 +94,11 @@ def is_compact(state_dict: Mapping[str, Tensor]) -> bool:
     return last >= 2 and last % 2 == 0 and all(w is not None and w.dim() == 4 for w in convs)
 
 
+def _last_index(state_dict: Mapping[str, Tensor]) -> int:
+    """Index of the last conv in ``body`` (the one that feeds the pixel shuffle)."""
+    return max(int(_BODY_KEY.fullmatch(k).group(1)) for k in state_dict)  # type: ignore[union-attr]
+
+
 def widen_compact_scale(
     state_dict: Mapping[str, Tensor], *, from_scale: int, to_scale: int
 ) -> dict[str, Tensor]:
@@ -107,7 +112,7 @@ def widen_compact_scale(
     """
     if to_scale % from_scale:
         raise ValueError(f"scale {to_scale} is not a multiple of {from_scale}")
-    last = max(int(_BODY_KEY.fullmatch(k).group(1)) for k in state_dict)  # type: ignore[union-attr]
+    last = _last_index(state_dict)
     weight, bias = state_dict[f"body.{last}.weight"], state_dict[f"body.{last}.bias"]
     channels = weight.shape[0] // (from_scale * from_scale)
     ratio = to_scale // from_scale
@@ -125,7 +130,7 @@ def widen_compact_scale(
 
 def build_compact(state_dict: Mapping[str, Tensor], *, name: str, sha256: str | None) -> LoadedModel:
     """Infer the hyperparameters from tensor shapes, build the module and load the weights."""
-    last = max(int(_BODY_KEY.fullmatch(k).group(1)) for k in state_dict)  # type: ignore[union-attr]
+    last = _last_index(state_dict)
     first_w = state_dict["body.0.weight"]
     num_feat, in_ch = int(first_w.shape[0]), int(first_w.shape[1])
     num_conv = (last - 2) // 2

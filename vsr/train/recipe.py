@@ -16,7 +16,9 @@ from any current directory.
     [schedule]   name = "cosine" | "step", warmup_steps, min_lr, milestones, gamma
     [gan]        optional: GAN fine-tuning (see `GanSpec`); its presence turns it on
     init_from    optional: exported weights (.safetensors) of the recipe's own model to start
-                 from (fine-tuning, e.g. with loss = "mse-y" after an L1 run); "": random
+                 from (fine-tuning, e.g. with loss = "mse-y" after an L1 run), or of the same
+                 compact network at a scale that divides the recipe's (an x4 run from an x2
+                 model, `vsr.models.compact.widen_compact_scale`); "": random
 
 ``init_from`` and ``[gan] init_from`` are relative to the recipe file (like ``[data] root``), not
 to the data root: they name another run's exported weights, which live with the runs or with the
