@@ -171,3 +171,25 @@ def test_on_a_gpu_the_temporal_step_uses_the_torch_flow_and_matches_the_cpu() ->
         for a, b in zip(rgb_of(on_gpu(clip)), rgb_of(on_cpu(clip)), strict=True)
     )
     assert diff <= 1
+
+
+def test_the_cpu_remap_warp_matches_grid_sample_in_and_past_the_borders() -> None:
+    # warp_upscaled on a CPU float32 image goes through OpenCV's remap (vsr.ops.temporal); it must
+    # sample as grid_sample's bicubic with border padding does, including flows that leave the image
+    from vsr.ops.temporal import _grid_sample_upscaled
+
+    rng = np.random.default_rng(3)
+    coarse = torch.from_numpy(rng.random((2, 3, 12, 16))).float()
+    smooth = torch.nn.functional.interpolate(coarse, size=(48, 64), mode="bilinear", align_corners=False)
+    flow = torch.from_numpy(rng.normal(0.0, 3.0, (2, 2, 24, 32))).float()
+    flow[:, :, :4] += 20.0  # the top rows come from past the right and bottom edges
+    fast = warp_upscaled(smooth, flow)
+    reference = _grid_sample_upscaled(smooth, flow, "bicubic")
+    assert fast.shape == reference.shape and fast.is_contiguous()
+    # remap interpolates at 1/32 pixel: off by up to 1/64 pixel in x and in y times the slope (here
+    # < 0.25 a pixel); a half-pixel convention error would be off by 0.1 and more
+    assert (fast - reference).abs().max() < 2 * 0.25 / 64
+    assert (fast - reference).abs().mean() < 1.5e-3  # 7e-4 here; a half-pixel error gives 0.02
+    # one flow for a batch of two images warps both alike
+    both = warp_upscaled(smooth, flow[:1])
+    assert torch.equal(both[1], warp_upscaled(smooth[1:], flow[:1])[0])

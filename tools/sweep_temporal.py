@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import time
 from fractions import Fraction
+from typing import get_args
 
 import numpy as np
 import torch
 
 from vsr.backends import BackendOptions, create_backend
 from vsr.models import load_model
+from vsr.ops.flow import FlowPreset
 from vsr.pipeline.temporal import TemporalSmoother
 from vsr.quality.clip_degrade import ClipDegradation
 from vsr.quality.flicker import FlickerMeter
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--strengths", default="0.5,0.6,0.7")
     parser.add_argument("--tolerances", default="2,3,4,6")
+    parser.add_argument(
+        "--preset", default="fine", choices=list(get_args(FlowPreset)), help="DIS preset (vsr.ops.flow)"
+    )
     args = parser.parse_args()
     loaded = load_model(args.model)
     scale = loaded.descriptor.scale
@@ -58,7 +63,9 @@ def main() -> None:
     ]
     configs = [None, *pairs]  # None: temporal off
     meter = FlickerMeter(len(configs))
-    smoothers = [None] + [TemporalSmoother(s, tolerance=float(t) / 255.0) for s, t in pairs]
+    smoothers = [None] + [
+        TemporalSmoother(s, tolerance=float(t) / 255.0, preset=args.preset) for s, t in pairs
+    ]
     psnr = [[] for _ in configs]
     seconds = [0.0] * len(configs)
     for k, (hr, lr, out) in enumerate(zip(hrs, lrs, outs, strict=True)):

@@ -25,6 +25,7 @@ import typer
 from vsr.cli.errors import reports_errors
 from vsr.errors import ConfigError, OutputError
 from vsr.models.classic import CLASSIC_KERNELS
+from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH
 from vsr.quality import (
     BICUBIC,
     NOISY_BASELINE,
@@ -144,7 +145,9 @@ def eval_command(
     ] = None,
     temporal_strength: Annotated[
         list[float] | None,
-        Opt(help="A clip: the --temporal on rows' strength, 0..1; repeat for a row each. [default: 0.5]"),
+        Opt(
+            help=f"A clip: the --temporal on rows' strength, 0..1; repeat for a row each. [default: {DEFAULT_TEMPORAL_STRENGTH:g}]"
+        ),
     ] = None,
     denoise: Annotated[
         list[str] | None,

@@ -16,7 +16,7 @@ import typer
 from vsr.cli.errors import reports_errors
 from vsr.cli.progress import ProgressPrinter, format_image_summary, format_summary
 from vsr.pipeline.images import ImageJob, UpscaledImage, is_image_input
-from vsr.pipeline.options import UpscaleOptions, load_options
+from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH, UpscaleOptions, load_options
 from vsr.pipeline.runner import Pipeline
 
 __all__ = ["upscale"]
@@ -136,7 +136,10 @@ def upscale(
         str | None, Opt(help="on: blend with the previous output where motion is reliable. [default: off]")
     ] = None,
     temporal_strength: Annotated[
-        float | None, Opt(help="Weight of the previous output, 0..1, with --temporal on. [default: 0.5]")
+        float | None,
+        Opt(
+            help=f"Weight of the previous output, 0..1, with --temporal on. [default: {DEFAULT_TEMPORAL_STRENGTH:g}]"
+        ),
     ] = None,
     reuse_still: Annotated[
         bool | None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -73,12 +74,61 @@ def warp_upscaled(image: Tensor, flow: Tensor, *, mode: str = "bicubic") -> Tens
     """
     if flow.shape[1] != 2:
         raise ValueError(f"flow must be N x 2 x H x W, got {tuple(flow.shape)}")
+    if image.device.type == "cpu" and image.dtype == torch.float32 and mode == "bicubic":
+        return _remap_bicubic(image, flow)
+    return _grid_sample_upscaled(image, flow, mode)
+
+
+def _grid_sample_upscaled(image: Tensor, flow: Tensor, mode: str) -> Tensor:
+    """`warp_upscaled` through grid_sample: any device, dtype and mode."""
     displacement = _normalised(flow)
     if displacement.shape[-2:] != image.shape[-2:]:
         displacement = F.interpolate(
             displacement, size=image.shape[-2:], mode="bilinear", align_corners=False
         )
     return _sample(image, displacement, mode)
+
+
+def _remap_bicubic(image: Tensor, flow: Tensor) -> Tensor:
+    """`warp_upscaled`'s bicubic warp on the CPU through OpenCV's remap, 2.6x faster than
+    grid_sample (768x576 RGB, one thread: 12.6 -> 6.9 ms, `tools/bench_temporal_step.py`).
+
+    The same sampling: OpenCV's INTER_CUBIC is the Keys kernel with a = -0.75, as grid_sample's
+    bicubic; the flow is resized with pixel centres aligned (INTER_LINEAR, as align_corners=False)
+    and scaled to output pixels; each of the 4x4 taps past the edge takes the edge pixel, which is
+    what grid_sample's bicubic does with padding_mode "border" (it clamps the taps, not the
+    coordinate). remap interpolates at 1/32 pixel, so a value can be off by 1/64 pixel times the
+    slope there: on vtest about 1e-6 on average.
+    """
+    import cv2  # the CPU path already uses OpenCV's DIS for the flow
+
+    n, channels, height, width = image.shape
+    # planes of a contiguous N x C x H x W are H x W images: remap each in place, no layout change
+    out = torch.empty_like(image, memory_format=torch.contiguous_format)
+    source = image.detach().contiguous()
+    flows = flow.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    for k in range(n):
+        f = flows[k if flows.shape[0] > 1 else 0]
+        map_x = cv2.resize(f[0], (width, height), interpolation=cv2.INTER_LINEAR)
+        map_y = cv2.resize(f[1], (width, height), interpolation=cv2.INTER_LINEAR)
+        map_x *= width / f.shape[-1]
+        map_y *= height / f.shape[-2]
+        map_x += xs
+        map_y += ys
+        # the fixed-point form remap itself would make from float maps, made once for the planes
+        fixed, fraction = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+        for c in range(channels):
+            cv2.remap(
+                source[k, c].numpy(),
+                fixed,
+                fraction,
+                cv2.INTER_CUBIC,
+                dst=out[k, c].numpy(),
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+    return out
 
 
 def inside(flow: Tensor) -> Tensor:
@@ -115,7 +165,7 @@ def blend(current: Tensor, warped: Tensor, weight: Tensor) -> Tensor:
     """``current + weight * (warped - current)``; ``weight`` in [0, 1] broadcasts over channels.
 
     A channels_last ``current`` (a model's output on the CPU) is first made contiguous like the
-    ``warped`` of grid_sample: lerp over mixed layouts is slow on the CPU (the whole temporal step
+    ``warped`` (contiguous from either warp): lerp over mixed layouts is slow on the CPU (the whole temporal step
     at 768x576 on vtest, one thread, idle machine: 15.96 -> 15.04 ms a frame with the copy, best of 6, `tools/bench_blend.py`).
     """
     if warped.is_contiguous() and not current.is_contiguous():

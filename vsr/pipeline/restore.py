@@ -32,6 +32,7 @@ from vsr.ops.color import planes_to_rgb, rgb_to_planes
 from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
 from vsr.pipeline.denoise_pass import DenoisePass
+from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH
 from vsr.pipeline.regions import RegionPlan, paste_tiles, regions_for
 from vsr.pipeline.sample_format import sample_format
 from vsr.pipeline.stats import StageClock
@@ -54,7 +55,7 @@ class RestoreConfig:
     tile: int = 0
     tile_overlap: int = 0
     temporal: bool = False
-    temporal_strength: float = 0.5
+    temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH
     temporal_flow: FlowMethod = "auto"  # the motion estimator: auto (by device), dis or torch
     reuse_still: bool = False
     # with reuse_still: restore only the tiles that changed when that is cheaper (vsr.pipeline.regions)

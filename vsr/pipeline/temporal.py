@@ -128,7 +128,7 @@ class TemporalSmoother:
         strength: float,
         *,
         flow: Literal["dis", "torch"] = "dis",
-        preset: FlowPreset = "medium",
+        preset: FlowPreset = "fine",
         tolerance: float = WARP_TOLERANCE,
     ):
         if not 0.0 <= strength <= 1.0:

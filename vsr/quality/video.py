@@ -36,7 +36,7 @@ from vsr.models import LoadedModel, load_model
 from vsr.models.classic import CLASSIC_KERNELS
 from vsr.ops.color import planes_to_rgb
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
-from vsr.pipeline.options import UpscaleOptions
+from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH, UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig, RestoreStage
 from vsr.pipeline.sample_format import sample_format
 from vsr.quality.clip_degrade import ClipDegradation
@@ -60,7 +60,7 @@ class ClipConfig:
     """One way of running the Restore stage: what `vsr upscale`'s options of the same names set."""
 
     temporal: bool = False
-    temporal_strength: float = 0.5
+    temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
     reuse_still: bool = False  # still-frame and changed-region reuse, as --reuse-still
 
