@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vsr.cli import app
-from vsr.quality import evaluate_folder, gradient_ratio
+from vsr.quality import evaluate_folder, gradient_ratio, phase_pattern
 from vsr.quality.evaluate import _SetTotals
 
 runner = CliRunner()
@@ -108,3 +108,20 @@ def test_set_gradient_ratio_equals_the_sharpness_module_and_flat_truths_give_non
     flat = [np.full((8, 8, 3), 7, np.uint8)]
     assert _totals(truths[:1], [np.full((20, 16, 3), 7, np.uint8)]).gradient_ratio() is None
     assert _totals(flat, flat).colour_offset() == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_phase_pattern_measures_a_grid_with_the_scale_period_and_nothing_else(scale: int) -> None:
+    rng = np.random.default_rng(scale)
+    truth = rng.integers(20, 236, (96, 128, 3), dtype=np.uint8)
+    assert phase_pattern(truth, truth, scale) == 0.0
+    # a grey +-4 levels checkerboard of the scale's period: Y moves by +-4 * 219/255 everywhere
+    y, x = np.indices(truth.shape[:2])
+    grid = np.where((y % scale + x % scale) % 2 == 0, 4, -4)[..., None]
+    gridded = (truth.astype(int) + grid).astype(np.uint8)
+    assert phase_pattern(gridded, truth, scale) == pytest.approx(4 * 219 / 255, rel=1e-6)
+    # noise with no period, of a larger amplitude, barely registers: its phase means average out
+    noisy = np.clip(truth.astype(int) + rng.integers(-8, 9, truth.shape), 0, 255).astype(np.uint8)
+    assert phase_pattern(noisy, truth, scale) < 0.25 * scale
+    with pytest.raises(ValueError, match="multiple of the scale"):
+        phase_pattern(truth, truth, 3)

@@ -48,7 +48,7 @@ from vsr.quality.report import (
     format_report,
     mean_line,
 )
-from vsr.quality.sharpness import gradient_ratio, mean_gradient_magnitude
+from vsr.quality.sharpness import gradient_ratio, mean_gradient_magnitude, phase_pattern
 from vsr.quality.video import ClipConfig, clip_configs, clip_frames, evaluate_clip, frame_to_rgb
 
 __all__ = [
@@ -101,6 +101,7 @@ __all__ = [
     "mean_line",
     "modcrop",
     "named_upscaler",
+    "phase_pattern",
     "psnr",
     "psnr_rgb",
     "psnr_y",

@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 
 from vsr.quality.metrics import rgb_to_y, shave
 
-__all__ = ["gradient_ratio", "mean_gradient_magnitude"]
+__all__ = ["PHASE_BLOCK", "gradient_ratio", "mean_gradient_magnitude", "phase_pattern"]
+
+PHASE_BLOCK = 32
 
 
 def _gradient_sum(img: NDArray[np.uint8], crop: int) -> tuple[float, int]:
@@ -64,3 +66,31 @@ def gradient_ratio(
     if truth_total == 0.0:
         raise ValueError("the ground truths are flat (no gradient); the ratio is undefined")
     return out_total / truth_total
+
+
+def phase_pattern(
+    sr: NDArray[np.uint8], hr: NDArray[np.uint8], scale: int, *, block: int = PHASE_BLOCK
+) -> float:
+    """How strongly ``sr`` carries a fixed pattern with the period ``scale`` (a checkerboard), in Y levels.
+
+    A pixel-shuffle network computes each of the ``scale x scale`` positions of an output cell
+    with its own channels; when those drift apart (GAN training can push them), the picture gets
+    a grid with the scale's period, plainest on flat areas. In each ``block``-pixel block of the
+    residual ``Y(sr) - Y(hr)``: the residual's mean at each sub-pixel phase (y mod scale,
+    x mod scale), less the block's mean; the RMS of those over the phases; the mean over blocks.
+    Image content leaves a floor (bicubic's kernel weighs the phases differently too), so compare
+    models on the same inputs. ``block`` must be a multiple of ``scale``.
+    """
+    if scale < 1 or block % scale:
+        raise ValueError(f"the block ({block}) must be a multiple of the scale ({scale})")
+    if sr.shape != hr.shape:
+        raise ValueError(f"output {sr.shape} and ground truth {hr.shape} differ in size")
+    residual = rgb_to_y(sr, rounded=False) - rgb_to_y(hr, rounded=False)
+    rows, cols = residual.shape[0] // block, residual.shape[1] // block
+    if rows == 0 or cols == 0:
+        raise ValueError(f"an image of shape {sr.shape} holds no {block}x{block} block")
+    blocks = residual[: rows * block, : cols * block].reshape(rows, block, cols, block).transpose(0, 2, 1, 3)
+    cells = block // scale
+    phases = blocks.reshape(rows, cols, cells, scale, cells, scale).mean(axis=(2, 4))
+    centred = phases - phases.mean(axis=(2, 3), keepdims=True)
+    return float(np.sqrt((centred**2).mean(axis=(2, 3))).mean())
