@@ -62,7 +62,9 @@ def main() -> None:
                     fn(x)
                 times[name].append((time.perf_counter() - start) / len(lrs) * 1000)
     h, w = lrs[0].shape[-2:]
-    print(f"{args.clip}: {len(lrs)} frames of {w}x{h}, {args.model} x{args.scale} bf16, {torch.get_num_threads()} thread(s)")
+    print(
+        f"{args.clip}: {len(lrs)} frames of {w}x{h}, {args.model} x{args.scale} bf16, {torch.get_num_threads()} thread(s)"
+    )
     for name, v in times.items():
         print(f"{name:8s} best {min(v):7.2f} ms/frame  median {statistics.median(v):7.2f}")
     best = min(times["denoise"]) / min(times["model"])

@@ -12,7 +12,7 @@ __all__ = ["DEFAULT_TEMPORAL_STRENGTH", "UpscaleOptions", "load_options", "parse
 
 # --temporal-strength's default: on vtest (x2, DIS "fine") it removes 32.6 % of compact-x2's
 # warping error for 0.035 dB Y-PSNR and 30.6 % of gan-x2's for 0.018 dB; 0.7 costs twice the PSNR
-# on vtest and 0.3-0.4 dB on bigbuckbunny's slow animation (docs/BENCHMARKS.md).
+# on vtest, and compact-x2 0.33 dB on bigbuckbunny's slow animation (docs/BENCHMARKS.md).
 DEFAULT_TEMPORAL_STRENGTH = 0.6
 
 
@@ -33,9 +33,8 @@ class UpscaleOptions:
     tile: int = 0  # input pixels per tile side; 0: whole frames
     tile_overlap: int | None = None  # None: the model's receptive radius
     temporal: Literal["off", "on"] = "off"  # blend with the previous output warped by LR motion
-    temporal_strength: float = (
-        DEFAULT_TEMPORAL_STRENGTH  # the previous output's weight where its warp is fully trusted
-    )
+    # the previous output's weight where its warp is fully trusted
+    temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH
     # reuse the previous output for a frame equal to it (within noise); None: on for live inputs
     reuse_still: bool | None = None
     # with reuse_still: restore only the tiles near a change when that is cheaper (vsr.pipeline.regions)
