@@ -26,10 +26,7 @@ from vsr.models.builtin import (
 from vsr.quality import (
     EvalReport,
     evaluate_folder,
-    find_images,
-    load_image,
-    lr_input,
-    modcrop,
+    folder_pairs,
     named_upscaler,
     phase_pattern,
 )
@@ -183,9 +180,7 @@ MAX_GAN_PHASE_PATTERN_GAIN = 0.15
 def _realistic_phase_pattern(set5: Path, model: str, scale: int) -> float:
     upscale = named_upscaler(model, scale, "cpu", "fp32")[0]
     scores = []
-    for index, path in enumerate(find_images(set5)):
-        hr = modcrop(load_image(path), scale)
-        lr = lr_input(hr, scale, degradation="realistic", seed=0, index=index)
+    for _, hr, lr in folder_pairs(set5, scale, degradation="realistic", seed=0):
         scores.append(phase_pattern(upscale(lr), hr, scale))
     return float(np.mean(scores))
 

@@ -22,10 +22,7 @@ from PIL import Image
 from vsr.errors import VsrError
 from vsr.quality import (
     bicubic_upscale,
-    find_images,
-    load_image,
-    lr_input,
-    modcrop,
+    folder_pairs,
     named_upscaler,
     side_by_side,
 )
@@ -47,9 +44,9 @@ def main() -> int:
     try:
         upscalers = [named_upscaler(m, args.scale, "cpu", "fp32")[0] for m in args.model]
         args.out.mkdir(parents=True, exist_ok=True)
-        for index, path in enumerate(find_images(args.folder)):
-            hr = modcrop(load_image(path), args.scale)
-            lr = lr_input(hr, args.scale, degradation=args.degradation, seed=args.seed, index=index)
+        for path, hr, lr in folder_pairs(
+            args.folder, args.scale, degradation=args.degradation, seed=args.seed
+        ):
             panels = [bicubic_upscale(lr, args.scale), *(up(lr) for up in upscalers), hr]
             out = args.out / f"{path.stem}_x{args.scale}.png"
             Image.fromarray(side_by_side(panels, size=args.size, zoom=args.zoom)).save(out)

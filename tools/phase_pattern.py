@@ -19,10 +19,7 @@ import numpy as np
 from vsr.errors import VsrError
 from vsr.quality import (
     bicubic_upscale,
-    find_images,
-    load_image,
-    lr_input,
-    modcrop,
+    folder_pairs,
     named_upscaler,
     phase_pattern,
 )
@@ -47,9 +44,7 @@ def main() -> int:
             for m in args.model
         }
         scores: dict[str, list[float]] = {m: [] for m in args.model}
-        for index, path in enumerate(find_images(args.folder)):
-            hr = modcrop(load_image(path), args.scale)
-            lr = lr_input(hr, args.scale, degradation=args.degradation, seed=args.seed, index=index)
+        for _, hr, lr in folder_pairs(args.folder, args.scale, degradation=args.degradation, seed=args.seed):
             for m, up in upscalers.items():
                 out = bicubic_upscale(lr, args.scale) if up is None else up(lr)
                 scores[m].append(phase_pattern(out, hr, args.scale))

@@ -22,6 +22,7 @@ from vsr.quality.evaluate import (
     check_sr_model,
     evaluate_folder,
     find_images,
+    folder_pairs,
     lr_input,
     named_upscaler,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "evaluate_folder",
     "find_images",
     "flicker",
+    "folder_pairs",
     "format_report",
     "frame_to_rgb",
     "gradient_ratio",

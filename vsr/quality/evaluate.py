@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_sr_model",
     "evaluate_folder",
     "find_images",
+    "folder_pairs",
     "lr_input",
     "named_upscaler",
 ]
@@ -208,6 +209,16 @@ def lr_input(
     from vsr.train.realistic import degrade_realistic
 
     return degrade_realistic(hr, scale, seed=(seed, index))
+
+
+def folder_pairs(
+    folder: Path, scale: int, *, degradation: LrDegradation = "bicubic", seed: int = 0
+) -> Iterator[tuple[Path, NDArray[np.uint8], NDArray[np.uint8]]]:
+    """``(path, ground truth, LR input)`` for each image of ``folder`` in name order, the truth
+    cropped to a multiple of ``scale`` and the input made as `evaluate_folder` makes it."""
+    for index, path in enumerate(find_images(folder)):
+        hr = modcrop(load_image(path), scale)
+        yield path, hr, lr_input(hr, scale, degradation=degradation, seed=seed, index=index)
 
 
 class _SetTotals:
