@@ -48,7 +48,7 @@ def main() -> int:
             for m, up in upscalers.items():
                 out = bicubic_upscale(lr, args.scale) if up is None else up(lr)
                 scores[m].append(phase_pattern(out, hr, args.scale))
-    except VsrError as exc:
+    except (VsrError, ValueError) as exc:  # ValueError: an image smaller than one block
         print(f"phase_pattern: error: {exc}", file=sys.stderr)
         return 1
     for m, v in scores.items():
