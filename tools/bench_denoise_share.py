@@ -1,7 +1,7 @@
 """The denoise pre-pass's cost against the SR model's, on the same frames, alternated.
 
     OMP_NUM_THREADS=1 python tools/bench_denoise_share.py [-m compact-x2] [--clip vtest.avi]
-        [--scale 2] [--frames 10] [--runs 7] [--sigma 10]
+        [--scale 2] [--frames 10] [--runs 7] [--sigma 10] [--denoiser denoise]
 
 `vsr eval`'s Restore ms/frame of two separate runs differ by up to 10 % on this machine for the
 same configuration, more than the pre-pass's share can be read to. Here the built-in denoiser
@@ -40,11 +40,12 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--denoiser", default="denoise", help="the denoiser: built-in name or checkpoint")
     ap.add_argument("--sigma", type=float, default=10.0, help="the denoiser's noise level, 0..255")
     args = ap.parse_args()
     cpu = torch.device("cpu")
     model = create_backend("torch", load_model(args.model), BackendOptions(device=cpu, precision="bf16"))
-    denoise = DenoisePass(load_model("denoise"), device=cpu, precision="bf16", sigma=args.sigma)
+    denoise = DenoisePass(load_model(args.denoiser), device=cpu, precision="bf16", sigma=args.sigma)
     truths = ((i, modcrop(rgb, args.scale)) for i, rgb in clip_frames(args.clip, args.frames))
     lrs = [
         torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div_(255.0)
