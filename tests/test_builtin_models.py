@@ -15,7 +15,9 @@ from vsr.cli import app
 from vsr.errors import ModelError
 from vsr.models import SRVGGNetCompact, load_model
 from vsr.models.builtin import (
+    DENOISERS,
     WEIGHTS_DIR,
+    builtin_denoiser,
     builtin_weights,
     default_builtin,
     file_sha256,
@@ -62,7 +64,7 @@ def test_shipped_weights_have_complete_metadata_and_their_hash(name: str) -> Non
     assert set(REQUIRED_METADATA) <= set(w.metadata)
     assert w.metadata["format"] == "vsr-weights/1"
     if w.metadata["task"] == "denoise":
-        assert (name, w.scale) == ("denoise", 1)
+        assert name in DENOISERS and w.scale == 1
     else:
         assert name.endswith(f"-x{w.scale}")
     loaded = load_model(name)
@@ -114,28 +116,31 @@ def test_shipped_models_reach_the_issue_targets(name: str) -> None:
 # The denoiser: CBSD68 at sigma 25, RGB PSNR (the colour AWGN protocol), the issue's target; and
 # the Set5 sigma 25 figure measured on the shipped file (docs/MODELS.md) as a floor for re-exports.
 DENOISE_TARGET = 30.9
-DENOISE_SET5_FLOOR = {"sigma25": 30.42}  # 30.51 measured (denoise-ft3)
-DENOISE_SHORT = "denoise: CBSD68 sigma 25 short of the 30.9 dB target (docs/MODELS.md)"
-DENOISERS = [n for n in SHIPPED if builtin_weights()[n].metadata.get("task") == "denoise"]
+DENOISE_SET5_FLOOR = {
+    "denoise": 30.42,
+    "denoise-lite": 30.33,
+}  # measured: 30.51 (denoise-ft3), 30.42 (denoise-lite)
+DENOISE_SHORT = "CBSD68 sigma 25 short of the 30.9 dB target (docs/MODELS.md)"
+SHIPPED_DENOISERS = [n for n in SHIPPED if builtin_weights()[n].metadata.get("task") == "denoise"]
 
 
-@pytest.mark.parametrize("name", DENOISERS)
+@pytest.mark.parametrize("name", SHIPPED_DENOISERS)
 def test_the_shipped_denoiser_beats_the_noisy_input_on_set5(name: str, shared_data: Path) -> None:
     set5 = shared_data / "images" / "eval" / "Set5"
     ours = evaluate_denoising(set5, name, sigma=25, device="cpu", precision="fp32")
     noisy = evaluate_denoising(set5, "none", sigma=25)
-    assert ours.mean_psnr_rgb >= DENOISE_SET5_FLOOR["sigma25"]
+    assert ours.mean_psnr_rgb >= DENOISE_SET5_FLOOR[name]
     assert ours.mean_psnr_rgb - noisy.mean_psnr_rgb >= 8.0  # about 20.2 dB noisy at sigma 25
     assert load_builtin(name).descriptor.task == "denoise"
     # at most a quarter of colour DnCNN's 1,334,016 FLOP per pixel
     assert int(builtin_weights()[name].metadata["flops_per_input_pixel"]) <= 1_334_016 / 4
 
 
-@pytest.mark.parametrize("name", DENOISERS)
+@pytest.mark.parametrize("name", SHIPPED_DENOISERS)
 def test_the_shipped_denoiser_reaches_the_cbsd68_target(name: str) -> None:
     score = builtin_weights()[name].metadata["eval"]["CBSD68"]["sigma25"]["psnr_rgb"]
     if score < DENOISE_TARGET:
-        pytest.xfail(f"{DENOISE_SHORT}: {score:.2f} dB")
+        pytest.xfail(f"{name}: {DENOISE_SHORT}: {score:.2f} dB")
     assert score >= DENOISE_TARGET
 
 
@@ -298,3 +303,14 @@ def test_upscale_auto_runs_the_shipped_model_for_the_scale() -> None:
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(loaded.module(x), reference.module(x))
+
+
+def test_the_pre_pass_runs_the_lite_denoiser_at_under_a_fifth_of_the_sr_models_cost() -> None:
+    """Issue 5: the pre-pass may add at most 20 % to the Restore stage. Both run on the same LR
+    pixels at the same throughput (tools/bench_denoise_share.py: time follows FLOPs), so the
+    denoiser's FLOPs per pixel must stay under a fifth of the x2 compact models' (denoise: 0.27)."""
+    assert builtin_denoiser() == "denoise-lite"
+    flops = {n: int(builtin_weights()[n].metadata["flops_per_input_pixel"]) for n in SHIPPED}
+    for sr in ("compact-x2", "gan-x2", "compact-real-x2"):
+        assert flops["denoise-lite"] <= 0.2 * flops[sr]
+    assert flops["denoise"] > 0.2 * flops["compact-x2"]  # why the lite one is the default

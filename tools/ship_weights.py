@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from vsr.errors import VsrError
-from vsr.models.builtin import DENOISER_NAME, WEIGHTS_DIR, write_index
+from vsr.models.builtin import DENOISERS, WEIGHTS_DIR, write_index
 from vsr.train import export_run
 
 MAX_BYTES = 5_000_000
@@ -29,17 +29,17 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path, help="training run folder holding last.pt")
     parser.add_argument(
         "name",
-        help="built-in name: FAMILY-xSCALE for SR (fast-x2, compact-x4, ...), denoise for the denoiser",
+        help="built-in name: FAMILY-xSCALE for SR (fast-x2, compact-x4, ...), denoise or denoise-lite for a denoiser",
     )
     parser.add_argument("--device", default="cpu", help="device for the evaluation (default: cpu)")
     args = parser.parse_args()
-    if args.name == DENOISER_NAME:
+    if args.name in DENOISERS:
         scale = "1"
     else:
         family, _, scale = args.name.rpartition("-x")
         if not family or not scale.isdigit():
             parser.error(
-                f"name {args.name!r} must look like FAMILY-xSCALE, e.g. fast-x2, or be {DENOISER_NAME}"
+                f"name {args.name!r} must look like FAMILY-xSCALE, e.g. fast-x2, or be one of {', '.join(DENOISERS)}"
             )
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     out = WEIGHTS_DIR / f"{args.name}.safetensors"
@@ -48,7 +48,7 @@ def main() -> int:
     except VsrError as exc:
         print(f"ship_weights: error: {exc}", file=sys.stderr)
         return 1
-    if (meta["task"] == "denoise") != (args.name == DENOISER_NAME):
+    if (meta["task"] == "denoise") != (args.name in DENOISERS):
         out.unlink()
         print(f"ship_weights: error: a {meta['task']} run cannot ship as {args.name}", file=sys.stderr)
         return 1

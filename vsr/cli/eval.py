@@ -154,7 +154,10 @@ def eval_command(
         Opt(help="A clip: off, auto or a sigma (0..255), as in vsr upscale; repeat for a row each."),
     ] = None,
     denoiser: Annotated[
-        str | None, Opt(help="A clip: the denoiser checkpoint of the --denoise rows.")
+        str | None,
+        Opt(
+            help="A clip: the denoiser of the --denoise rows (a checkpoint or a built-in name). [default: denoise-lite]"
+        ),
     ] = None,
     h264: Annotated[
         str | None,
