@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from vsr import __version__
+from vsr.cli.allocator import tune_malloc
 from vsr.cli.bench import bench_command
 from vsr.cli.build_engine import build_engine_command
 from vsr.cli.engines import engines_command
@@ -58,4 +59,5 @@ app.command("watch")(watch_command)
 
 
 def main() -> None:
+    tune_malloc()
     app(prog_name="vsr")
