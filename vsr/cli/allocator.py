@@ -4,9 +4,9 @@ glibc serves an allocation above ``M_MMAP_THRESHOLD`` (128 KiB, raised on the fl
 with a fresh ``mmap`` and unmaps it on free, and it returns the top of the heap to the system past
 ``M_TRIM_THRESHOLD``. PyTorch's CPU tensors come from malloc, so every model call on the CPU maps,
 faults in page by page and unmaps its activations again: on vtest (768x576, x2, compact-x2 bf16,
-2 threads) `vsr upscale` took 46.6-47.7 s for 40 frames with the defaults and 27.1-28.4 s with both
+2 threads) `vsr upscale` took 46.7-46.9 s for 40 frames with the defaults and 27.5-28.2 s with both
 thresholds set high, with identical output (`tools/bench_allocator.py`, docs/BENCHMARKS.md). The
-price is memory kept for reuse: peak RSS 0.83 -> 0.90 GB there.
+price is memory kept for reuse: peak RSS 0.82 -> 0.89-0.93 GB there.
 
 Only the command line does this, since it owns the process; a program that imports `vsr` keeps
 its allocator as it is. ``VSR_MALLOC=system`` leaves glibc's defaults, as does a
@@ -37,11 +37,12 @@ def tune_malloc() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only: musl has a no-op mallopt
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    del gnu_get_libc_version
+    # glibc only: musl's mallopt does nothing, and it has no gnu_get_libc_version
+    if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, THRESHOLD))
