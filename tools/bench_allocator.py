@@ -62,11 +62,11 @@ def run(args: list[str], malloc: str) -> tuple[float, float]:
         proc = subprocess.Popen([sys.executable, "-m", "vsr", *args], env=env, stdout=log, stderr=log)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
+        code = os.waitstatus_to_exitcode(status)
+        if code:
             log.seek(0)
             tail = log.read().decode(errors="replace").strip().splitlines()[-1:]
-            sys.exit(f"vsr {' '.join(args)} failed with exit code {proc.returncode}: {' '.join(tail)}")
+            sys.exit(f"vsr {' '.join(args)} failed with exit code {code}: {' '.join(tail)}")
     return wall, usage.ru_maxrss / 1e6  # KiB -> GB (approximately)
 
 

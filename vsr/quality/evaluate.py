@@ -155,15 +155,8 @@ def evaluate_folder(
 
     rows = []
     totals = _SetTotals()
-    for index, path in enumerate(images):
-        hr = modcrop(load_image(path), scale)
+    for path, hr, lr in folder_pairs(Path(folder), scale, degradation=degradation, seed=seed):
         h, w = hr.shape[:2]
-        if min(h, w) < 2 * scale + _SSIM_WINDOW:
-            raise InputError(
-                f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
-                f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
-            )
-        lr = lr_input(hr, scale, degradation=degradation, seed=seed, index=index)
         sr = upscale(lr)
         totals.add(shave(sr, scale), shave(hr, scale))
         scores = score(sr, hr, scale=scale)
@@ -215,9 +208,16 @@ def folder_pairs(
     folder: Path, scale: int, *, degradation: LrDegradation = "bicubic", seed: int = 0
 ) -> Iterator[tuple[Path, NDArray[np.uint8], NDArray[np.uint8]]]:
     """``(path, ground truth, LR input)`` for each image of ``folder`` in name order, the truth
-    cropped to a multiple of ``scale`` and the input made as `evaluate_folder` makes it."""
+    cropped to a multiple of ``scale`` and the input made by `lr_input`; an `InputError` for an
+    image too small to score (SSIM's window after the border is cut), before its input is made."""
     for index, path in enumerate(find_images(folder)):
         hr = modcrop(load_image(path), scale)
+        h, w = hr.shape[:2]
+        if min(h, w) < 2 * scale + _SSIM_WINDOW:
+            raise InputError(
+                f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
+                f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
+            )
         yield path, hr, lr_input(hr, scale, degradation=degradation, seed=seed, index=index)
 
 
