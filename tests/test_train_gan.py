@@ -35,6 +35,7 @@ from vsr.train import (
     hinge_g_loss,
     load_checkpoint,
     load_recipe,
+    phase_loss,
     ragan_d_loss,
     ragan_g_loss,
     read_weights_metadata,
@@ -79,6 +80,8 @@ loss = "{loss}"
 pixel_weight = 1.0
 gradient_weight = 0.5
 ssim_weight = 0.5
+phase_weight = 0.5
+phase_block = 8
 adversarial_weight = 0.1
 d_num_feat = 8
 d_lr = 1e-3
@@ -135,6 +138,12 @@ def test_gan_table_parses_and_round_trips(tmp_path: Path, data_root: Path) -> No
         ("perceptual_weight = 1.0", "unknown key 'gan.perceptual_weight'"),
         ('d_betas = [0.9, "x"]', "gan.d_betas must be"),
         ("ssim_weight = -1", "gan.ssim_weight must be >= 0"),
+        ("phase_weight = -1", "gan.phase_weight must be >= 0"),
+        (
+            "phase_block = 32",
+            "gan.phase_block 32 must be a multiple of the scale (2) that divides data.patch_size (16)",
+        ),
+        ("phase_block = 5", "gan.phase_block 5 must be a multiple of the scale (2)"),
     ],
 )
 def test_gan_table_refuses_unknown_keys_and_bad_values(
@@ -142,7 +151,8 @@ def test_gan_table_refuses_unknown_keys_and_bad_values(
 ) -> None:
     text = _recipe(tmp_path, data_root).read_text()
     # a later key of the same name would be a TOML error, so replace rather than append
-    text = text.replace("ssim_weight = 0.5\n", "") + extra + "\n"
+    key = extra.split(" =")[0]
+    text = "".join(line for line in text.splitlines(True) if not line.startswith(f"{key} = ")) + extra + "\n"
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -216,6 +226,32 @@ def test_gradient_and_ssim_losses() -> None:
     assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
 
 
+def test_phase_loss_measures_the_sub_pixel_grid_only() -> None:
+    truth = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    grid = torch.zeros(4, 4)
+    grid[0, 0] = 0.04  # one phase of every 4x4 cell 0.04 brighter
+    # per block: that phase's mean is 0.04, the others 0; less the block mean 0.0025:
+    # |0.0375| once and |-0.0025| fifteen times over 16 phases
+    assert phase_loss(truth + grid.repeat(16, 16), truth, 4).item() == pytest.approx(0.075 / 16, rel=1e-5)
+    assert phase_loss(truth, truth, 4).item() == 0.0
+    assert phase_loss(truth + 0.1, truth, 4).item() == pytest.approx(0.0, abs=1e-7)  # a level shift
+    # at x2 phases (16-pixel blocks) one of the four phases holds a quarter of the bright pixels:
+    # means 0.01, 0, 0, 0, less 0.0025: (0.0075 + 3 * 0.0025) / 4
+    assert phase_loss(truth + grid.repeat(16, 16), truth, 2, block=16).item() == pytest.approx(
+        0.00375, rel=1e-5
+    )
+    # its gradient removes the grid and leaves every block's mean where it is
+    pred = (truth + grid.repeat(16, 16)).requires_grad_(True)
+    phase_loss(pred, truth, 4).backward()
+    assert pred.grad is not None and pred.grad[0, 0, 0, 0] > 0 > pred.grad[0, 0, 0, 1]
+    block_sums = pred.grad.reshape(2, 3, 2, 32, 2, 32).sum(dim=(3, 5))
+    assert block_sums.abs().max() < 1e-4 * pred.grad.abs().max()  # zero, up to float32 rounding
+    with pytest.raises(ValueError, match="multiple of the scale"):
+        phase_loss(truth, truth, 3, block=32)
+    with pytest.raises(ValueError, match="holds no 32x32 block"):
+        phase_loss(truth[..., :16], truth[..., :16], 4)
+
+
 def test_gradient_ratio_tells_blur_from_noise() -> None:
     rng = np.random.default_rng(1)
     hr = np.asarray(smooth_image(rng, (40, 30)))
@@ -251,7 +287,17 @@ def test_gan_run_trains_both_networks(tmp_path: Path, data_root: Path, loss: str
     log = [json.loads(line) for line in (tmp_path / "run" / LOG_NAME).read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
     for record in log:
-        for key in ("loss", "g_pixel", "g_gradient", "g_ssim", "g_adv", "d_loss", "d_real", "d_fake"):
+        for key in (
+            "loss",
+            "g_pixel",
+            "g_gradient",
+            "g_ssim",
+            "g_phase",
+            "g_adv",
+            "d_loss",
+            "d_real",
+            "d_fake",
+        ):
             assert math.isfinite(record[key]), (key, record)
         assert record["val_gradient_ratio"] > 0 and math.isfinite(record["val_psnr_y"])
 

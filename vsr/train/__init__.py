@@ -28,7 +28,15 @@ from vsr.train.gan import (
 )
 from vsr.train.gan_step import GanStage
 from vsr.train.loop import LOG_NAME, StopReason, Trainer, TrainResult, resolve_training_precision
-from vsr.train.losses import LOSSES, charbonnier_loss, gradient_loss, l1_loss, make_loss, ssim_loss
+from vsr.train.losses import (
+    LOSSES,
+    charbonnier_loss,
+    gradient_loss,
+    l1_loss,
+    make_loss,
+    phase_loss,
+    ssim_loss,
+)
 from vsr.train.models import build_model
 from vsr.train.optim import EMA, LRFactor, build_optimizer, build_scheduler
 from vsr.train.realistic import RealisticDegradation, RealisticParams, degrade_realistic
@@ -95,6 +103,7 @@ __all__ = [
     "make_loss",
     "make_noise",
     "parameter_count",
+    "phase_loss",
     "ragan_d_loss",
     "ragan_g_loss",
     "read_weights_metadata",

@@ -25,7 +25,7 @@ from vsr.errors import ConfigError
 from vsr.models import ModelDescriptor, load_model
 from vsr.models.compact import widen_compact_scale
 from vsr.train.gan import UNetDiscriminatorSN, make_adversarial_loss
-from vsr.train.losses import gradient_loss, ssim_loss
+from vsr.train.losses import gradient_loss, phase_loss, ssim_loss
 from vsr.train.optim import build_optimizer, build_scheduler
 from vsr.train.precision import autocast
 from vsr.train.recipe import GanSpec, OptimizerSpec, Recipe
@@ -91,6 +91,7 @@ class GanStage:
         if recipe.gan is None:
             raise ValueError(f"recipe {recipe.name} has no [gan] table")
         self.spec: GanSpec = recipe.gan
+        self.scale = recipe.scale
         self.device = device
         self._amp_dtype = amp_dtype
         with torch.random.fork_rng(devices=[]):
@@ -158,6 +159,10 @@ class GanStage:
             structural = ssim_loss(out, hr)
             total = total + s.ssim_weight * structural
             self._add("g_ssim", structural)
+        if s.phase_weight > 0:
+            grid = phase_loss(out, hr, self.scale, s.phase_block)
+            total = total + s.phase_weight * grid
+            self._add("g_phase", grid)
         self.discriminator.train()
         return total
 

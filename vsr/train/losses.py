@@ -23,6 +23,7 @@ __all__ = [
     "make_loss",
     "mse_loss",
     "mse_y_loss",
+    "phase_loss",
     "ssim",
     "ssim_loss",
 ]
@@ -92,6 +93,30 @@ def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
     dx = (p[..., :, 1:] - p[..., :, :-1]) - (t[..., :, 1:] - t[..., :, :-1])
     dy = (p[..., 1:, :] - p[..., :-1, :]) - (t[..., 1:, :] - t[..., :-1, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def phase_loss(pred: Tensor, target: Tensor, scale: int, block: int = 32) -> Tensor:
+    """The sub-pixel grid in ``pred - target``: the training form of `vsr.quality.phase_pattern`.
+
+    A pixel-shuffle network computes each of the ``scale x scale`` positions of an output cell
+    with its own channels; GAN training can let them drift apart into a grid with the scale's
+    period that neither the pixel loss (it is a small share of it) nor a young discriminator
+    punishes. In each ``block``-pixel block of the residual (every channel): its mean at each
+    sub-pixel phase less the block's mean; the mean absolute value of those. It is 0 for a
+    perfect output and for any residual that is the same at every phase (a blur, a shift of
+    level), so it pulls only towards the truth.
+    """
+    if scale < 2 or block % scale:
+        raise ValueError(f"the block ({block}) must be a multiple of the scale ({scale}), scale >= 2")
+    n, c, h, w = pred.shape
+    rows, cols = h // block, w // block
+    if rows == 0 or cols == 0:
+        raise ValueError(f"a {h}x{w} patch holds no {block}x{block} block")
+    r = (pred.float() - target.float())[..., : rows * block, : cols * block]
+    cells = block // scale
+    phases = r.reshape(n, c, rows, cells, scale, cols, cells, scale).mean(dim=(3, 6))
+    centred = phases - phases.mean(dim=(3, 5), keepdim=True)
+    return centred.abs().mean()
 
 
 def _gaussian_window(device: torch.device) -> Tensor:

@@ -107,7 +107,8 @@ class GanSpec:
     """GAN fine-tuning: a discriminator trained alongside, and a generator loss of weighted terms.
 
     Generator loss = pixel_weight * (the recipe's ``loss``) + gradient_weight * gradient L1
-    + ssim_weight * (1 - SSIM) + adversarial_weight * the adversarial loss. The discriminator has
+    + ssim_weight * (1 - SSIM) + phase_weight * the sub-pixel grid of the residual (`phase_loss`,
+    in ``phase_block``-pixel blocks) + adversarial_weight * the adversarial loss. The discriminator has
     its own Adam(W) (the recipe's optimizer name) with ``d_lr``/``d_betas``, on the recipe's
     schedule scaled to ``d_lr``.
     """
@@ -117,6 +118,8 @@ class GanSpec:
     pixel_weight: float = 1.0
     gradient_weight: float = 0.0
     ssim_weight: float = 0.0
+    phase_weight: float = 0.0
+    phase_block: int = 32  # HR pixels; a multiple of the scale that divides data.patch_size
     adversarial_weight: float = 0.1
     d_num_feat: int = 64  # discriminator width (Real-ESRGAN's U-Net: 64)
     d_lr: float = 1e-4
@@ -234,7 +237,7 @@ def _check_init_from(r: Recipe) -> None:
 
 
 def _check_gan(g: GanSpec, r: Recipe) -> None:
-    for name in ("pixel_weight", "gradient_weight", "ssim_weight", "adversarial_weight"):
+    for name in ("pixel_weight", "gradient_weight", "ssim_weight", "phase_weight", "adversarial_weight"):
         if getattr(g, name) < 0:
             raise ConfigError(f"recipe: gan.{name} must be >= 0, got {getattr(g, name)}")
     _positive("gan.d_num_feat", g.d_num_feat)
@@ -248,6 +251,11 @@ def _check_gan(g: GanSpec, r: Recipe) -> None:
         )
     if g.ssim_weight > 0 and r.data.patch_size < 16:
         raise ConfigError(f"recipe: gan.ssim_weight needs data.patch_size >= 16, got {r.data.patch_size}")
+    if g.phase_weight > 0 and (g.phase_block % r.scale or r.data.patch_size % g.phase_block):
+        raise ConfigError(
+            f"recipe: gan.phase_block {g.phase_block} must be a multiple of the scale ({r.scale}) "
+            f"that divides data.patch_size ({r.data.patch_size})"
+        )
     if g.init_from and not g.init_from.endswith(".safetensors"):
         raise ConfigError(f"recipe: gan.init_from must be a .safetensors file, got {g.init_from!r}")
 
