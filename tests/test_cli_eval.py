@@ -97,6 +97,7 @@ def test_checkpoint_scale_comes_from_the_model(shared_data: Path, tmp_path: Path
         ("tiny", ["-s", "4"], 1, "too small to score at x4"),
         ("images", ["-s", "2", "-m", "no-such-model"], 1, "unknown model 'no-such-model'"),
         ("images", ["-s", "2", "-f", "xml"], 2, "unknown format 'xml'"),
+        ("images", ["-s", "2", "-m", "bicubic", "-m", "lanczos"], 2, "-m takes one model per run, got 2"),
         ("images", [], 2, "bicubic baseline needs a scale"),
         ("images", ["-s", "0"], 2, "scale must be 1 or more"),
         ("images", ["-s", "2", "--precision", "fp16", "--device", "cpu", "-m", "lanczos"], 1, "fp16"),

@@ -90,8 +90,8 @@ def eval_command(
             help="Folder of ground-truth images (PNG, BMP, TIFF), or a video clip: each frame a ground truth."
         ),
     ],
-    model: Annotated[
-        str | None,
+    models: Annotated[
+        list[str] | None,
         Opt(
             "--model",
             "-m",
@@ -190,6 +190,11 @@ def eval_command(
     LR, Y-channel PSNR/SSIM, border cut), or with --noise the colour-denoising one (Gaussian noise, RGB
     PSNR/SSIM). A clip gets a row per Restore configuration, with flicker (warping error) beside it."""
     report_format = _choose_format(fmt, out)
+    if models and len(models) > 1:  # a single-valued option would keep the last one silently
+        raise ConfigError(
+            f"-m takes one model per run, got {len(models)}: {', '.join(models)}; run vsr eval once for each"
+        )
+    model = models[0] if models else None
     report: EvalReport | DenoiseReport | ClipReport
     clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile, reuse_still)
     if degradation not in (None, "bicubic", "realistic"):
