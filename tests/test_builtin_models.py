@@ -23,6 +23,7 @@ from vsr.models.builtin import (
     file_sha256,
     load_builtin,
     read_index,
+    read_weights_metadata,
     write_index,
 )
 from vsr.quality import (
@@ -149,16 +150,24 @@ def test_the_shipped_denoiser_reaches_the_cbsd68_target(name: str) -> None:
 # model against the PSNR model trained on the same degradations: sharper (mean gradient magnitude
 # nearer the truth's), Y-PSNR within 1.5 dB, no colour shift (the issue's bars). The PSNR model
 # for real video against the bicubic-trained one of its scale, which sharpens the artefacts.
-GAN_PSNR_MODEL = {"gan-x2": "compact-real-x2", "gan-x4": "compact-real-x4"}
+#
+# compact-real-x4, gan-x4's PSNR stage, does not ship (it is smoother than bicubic and 0.81 dB over
+# it, below the 1 dB asked of a real-video PSNR model, docs/MODELS.md); its export is kept under
+# tests/reference/ only to judge gan-x4 against.
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+GAN_PSNR_MODEL = {"gan-x2": "compact-real-x2", "gan-x4": str(REFERENCE_DIR / "compact-real-x4.safetensors")}
 REAL_VIDEO_BASELINE = {"compact-real-x2": "compact-x2", "compact-real-x4": "compact-x4"}
 
 
 def _realistic_set14(shared_data: Path, model: str, scale: int | None = None) -> EvalReport:
     folder = shared_data / "images" / "eval" / "Set14"
     report = evaluate_folder(folder, model, scale=scale, precision="fp32", degradation="realistic", seed=0)
-    recorded = (
-        builtin_weights()[model].metadata["eval"]["Set14"].get("realistic") if model in SHIPPED else None
-    )
+    if model in SHIPPED:
+        recorded = builtin_weights()[model].metadata["eval"]["Set14"].get("realistic")
+    elif model.endswith(".safetensors"):  # a reference export under tests/reference/
+        recorded = read_weights_metadata(model)["eval"]["Set14"]["realistic"]
+    else:
+        recorded = None
     if recorded is not None:  # a realistic recipe's export records it: this file's, by this code
         assert report.mean_psnr_y == pytest.approx(recorded["psnr_y"], abs=1e-3)
         assert report.gradient_ratio == pytest.approx(recorded["gradient_ratio"], abs=1e-3)
@@ -168,7 +177,9 @@ def _realistic_set14(shared_data: Path, model: str, scale: int | None = None) ->
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n in GAN_PSNR_MODEL])
 def test_gan_models_are_sharper_than_their_psnr_model_within_1_5_db(name: str, shared_data: Path) -> None:
     reference = GAN_PSNR_MODEL[name]
-    assert reference in SHIPPED, f"{name} ships without {reference}, the PSNR model it is judged against"
+    assert reference in SHIPPED or Path(reference).is_file(), (
+        f"{name} ships without {reference}, the PSNR model it is judged against"
+    )
     gan, psnr = _realistic_set14(shared_data, name), _realistic_set14(shared_data, reference)
     assert gan.gradient_ratio is not None and psnr.gradient_ratio is not None
     assert abs(1 - gan.gradient_ratio) < abs(1 - psnr.gradient_ratio) - 0.05
@@ -178,7 +189,8 @@ def test_gan_models_are_sharper_than_their_psnr_model_within_1_5_db(name: str, s
 
 # No checkerboard: a GAN fine-tune may not add a grid of its scale's period that its PSNR model
 # does not have (`vsr.quality.phase_pattern` on realistic Set5, seed 0; gan-x2 +0.04 over
-# compact-real-x2; the gan-x4 CPU rounds that were not shipped +0.45 to +0.70, docs/MODELS.md).
+# compact-real-x2, gan-x4 +0.05 over compact-real-x4; the gan-x4 CPU rounds trained without
+# gan.phase_weight were +0.45 to +0.70 and did not ship, docs/MODELS.md).
 MAX_GAN_PHASE_PATTERN_GAIN = 0.15
 
 
