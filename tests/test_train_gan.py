@@ -159,6 +159,15 @@ def test_gan_table_refuses_unknown_keys_and_bad_values(
         load_recipe(path)
 
 
+def test_the_phase_term_needs_a_scale_with_sub_pixels(tmp_path: Path, data_root: Path) -> None:
+    path = tmp_path / "x1.toml"
+    path.write_text(_recipe(tmp_path, data_root).read_text().replace("scale = 2\n", "scale = 1\n", 1))
+    with pytest.raises(
+        ConfigError, match=re.escape("gan.phase_weight needs scale >= 2 (a sub-pixel grid), got scale 1")
+    ):
+        load_recipe(path)
+
+
 def test_gan_loss_must_be_ragan_or_hinge(tmp_path: Path, data_root: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("gan.loss must be 'ragan' or 'hinge'")):
         load_recipe(_recipe(tmp_path, data_root, loss="wgan"))

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsr.errors import ConfigError
+from vsr.quality.sharpness import PHASE_BLOCK
 
 __all__ = [
     "LOSSES",
@@ -95,7 +96,7 @@ def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
 
 
-def phase_loss(pred: Tensor, target: Tensor, scale: int, block: int = 32) -> Tensor:
+def phase_loss(pred: Tensor, target: Tensor, scale: int, block: int = PHASE_BLOCK) -> Tensor:
     """The sub-pixel grid in ``pred - target``: the training form of `vsr.quality.phase_pattern`.
 
     A pixel-shuffle network computes each of the ``scale x scale`` positions of an output cell

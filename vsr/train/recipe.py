@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vsr.errors import ConfigError
+from vsr.quality.sharpness import PHASE_BLOCK
 from vsr.train.denoise import NOISE_MODELS
 
 __all__ = [
@@ -119,7 +120,7 @@ class GanSpec:
     gradient_weight: float = 0.0
     ssim_weight: float = 0.0
     phase_weight: float = 0.0
-    phase_block: int = 32  # HR pixels; a multiple of the scale that divides data.patch_size
+    phase_block: int = PHASE_BLOCK  # HR pixels; a multiple of the scale that divides data.patch_size
     adversarial_weight: float = 0.1
     d_num_feat: int = 64  # discriminator width (Real-ESRGAN's U-Net: 64)
     d_lr: float = 1e-4
@@ -251,6 +252,10 @@ def _check_gan(g: GanSpec, r: Recipe) -> None:
         )
     if g.ssim_weight > 0 and r.data.patch_size < 16:
         raise ConfigError(f"recipe: gan.ssim_weight needs data.patch_size >= 16, got {r.data.patch_size}")
+    if g.phase_weight > 0 and r.scale < 2:
+        raise ConfigError(
+            f"recipe: gan.phase_weight needs scale >= 2 (a sub-pixel grid), got scale {r.scale}"
+        )
     if g.phase_weight > 0 and (g.phase_block % r.scale or r.data.patch_size % g.phase_block):
         raise ConfigError(
             f"recipe: gan.phase_block {g.phase_block} must be a multiple of the scale ({r.scale}) "
