@@ -380,7 +380,8 @@ def test_denoise_on_one_feed_with_its_own_checkpoint(
     assert list(run.denoisers) == [str(denoiser)]
     summary = run.run()
     assert summary.cross_feed_calls > 0
-    assert [s.name for s in summary.restore_steps] == ["upload", "denoise", "model", "download"]
+    # the motion-compensated average (on by default) keeps a scene's state: cuts are analysed
+    assert [s.name for s in summary.restore_steps] == ["upload", "analyse", "denoise", "model", "download"]
     assert next(s for s in summary.restore_steps if s.name == "denoise").frames == 8
     denoised = _alone(moving, tmp_path / "alone-denoised.mp4", denoise=25, denoiser=str(denoiser))
     assert _largest_difference(tmp_path / "noisy.mp4", denoised) <= 1
@@ -395,8 +396,16 @@ def test_restore_step_defaults_and_overrides(tmp_path: Path) -> None:
         tmp_path,
         _camera("file", clip, "a.mp4"),
         _camera("cam", "rtsp://cam/1", "b.mp4"),
-        _camera("own", clip, "c.mp4", reuse_still=True, temporal="off", temporal_strength=0.3),
-        run=RUN + 'temporal = "on"\ntemporal_strength = 0.7\n',
+        _camera(
+            "own",
+            clip,
+            "c.mp4",
+            reuse_still=True,
+            temporal="off",
+            temporal_strength=0.3,
+            denoise_temporal="on",
+        ),
+        run=RUN + 'temporal = "on"\ntemporal_strength = 0.7\ndenoise_temporal = "off"\n',
     )
     cameras = {c.name: c.options for c in load_watch_config(config).cameras}
     # reuse_still: on for live inputs, off for files, as `vsr upscale`; the top level is the default
@@ -406,6 +415,7 @@ def test_restore_step_defaults_and_overrides(tmp_path: Path) -> None:
         (True, "off", 0.3),
     ]
     assert all(o.denoise_level is None and o.denoiser is None for o in cameras.values())
+    assert [o.denoise_temporal for o in cameras.values()] == ["off", "off", "on"]
 
 
 def test_denoise_without_a_denoiser_is_a_config_error(

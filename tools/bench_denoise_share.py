@@ -1,7 +1,7 @@
 """The denoise pre-pass's cost against the SR model's, on the same frames, alternated.
 
     OMP_NUM_THREADS=1 python tools/bench_denoise_share.py [-m compact-x2] [--clip vtest.avi]
-        [--scale 2] [--frames 10] [--runs 7] [--sigma 10] [--denoiser denoise]
+        [--scale 2] [--frames 10] [--runs 7] [--sigma 10] [--denoiser denoise] [--temporal]
 
 `vsr eval`'s Restore ms/frame of two separate runs differ by up to 10 % on this machine for the
 same configuration, more than the pre-pass's share can be read to. Here the built-in denoiser
@@ -9,7 +9,9 @@ same configuration, more than the pre-pass's share can be read to. Here the buil
 as `vsr eval --precision bf16` runs it) take turns on the same LR frames (the clip's first frames,
 MATLAB-bicubic 1/scale, float32 on the CPU), run after run; the best and median ms per frame of
 each and their ratio are printed. The ratio bounds the pre-pass's share of the Restore stage from
-above: Restore also uploads, analyses and downloads.
+above: Restore also uploads, analyses and downloads. With ``--temporal`` the pre-pass with its
+motion-compensated average (``--denoise-temporal on``: DIS flow, the average, the noise map) takes
+its turn too.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--denoiser", default="denoise", help="the denoiser: built-in name or checkpoint")
     ap.add_argument("--sigma", type=float, default=10.0, help="the denoiser's noise level, 0..255")
+    ap.add_argument("--temporal", action="store_true", help="also time the pre-pass with its average")
     args = ap.parse_args()
     cpu = torch.device("cpu")
     model = create_backend("torch", load_model(args.model), BackendOptions(device=cpu, precision="bf16"))
@@ -52,6 +55,11 @@ def main() -> None:
         for _, _, lr in ClipDegradation().pairs(truths, args.scale, Fraction(25))
     ]
     steps = {"model": lambda x: model.run(x), "denoise": lambda x: denoise(x, [False])}
+    if args.temporal:
+        averaged = DenoisePass(
+            load_model(args.denoiser), device=cpu, precision="bf16", sigma=args.sigma, temporal=True
+        )
+        steps["averaged"] = lambda x: averaged(x, [False])
     times: dict[str, list[float]] = {name: [] for name in steps}
     with torch.inference_mode():
         for fn in steps.values():  # warm-up: first-call allocations and oneDNN primitive caches
@@ -68,9 +76,10 @@ def main() -> None:
     )
     for name, v in times.items():
         print(f"{name:8s} best {min(v):7.2f} ms/frame  median {statistics.median(v):7.2f}")
-    best = min(times["denoise"]) / min(times["model"])
-    median = statistics.median(times["denoise"]) / statistics.median(times["model"])
-    print(f"denoise / model: {100 * best:.1f} % (best), {100 * median:.1f} % (median)")
+    for name in [n for n in times if n != "model"]:
+        best = min(times[name]) / min(times["model"])
+        median = statistics.median(times[name]) / statistics.median(times["model"])
+        print(f"{name} / model: {100 * best:.1f} % (best), {100 * median:.1f} % (median)")
 
 
 if __name__ == "__main__":

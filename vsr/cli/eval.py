@@ -55,6 +55,7 @@ _CLIP_ONLY = (
     "--h264",
     "--compile",
     "--reuse-still",
+    "--denoise-temporal",
 )
 
 
@@ -159,6 +160,12 @@ def eval_command(
             help="A clip: the denoiser of the --denoise rows (a checkpoint or a built-in name). [default: denoise-lite]"
         ),
     ] = None,
+    denoise_temporal: Annotated[
+        list[str] | None,
+        Opt(
+            help="A clip: off or on, as in vsr upscale, for the --denoise rows; repeat for a row each. [default: on]"
+        ),
+    ] = None,
     h264: Annotated[
         str | None,
         Opt(
@@ -196,7 +203,7 @@ def eval_command(
         )
     model = models[0] if models else None
     report: EvalReport | DenoiseReport | ClipReport
-    clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile, reuse_still)
+    clip_only = (temporal, temporal_strength, denoise, denoiser, h264, compile, reuse_still, denoise_temporal)
     if degradation not in (None, "bicubic", "realistic"):
         raise ConfigError(f"--degradation must be bicubic or realistic, got {degradation!r}")
     if seed is not None and degradation != "realistic":
@@ -211,7 +218,12 @@ def eval_command(
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise on image folders; give a model")
         configs = clip_configs(
-            temporal or (), temporal_strength or (), denoise or (), denoiser=denoiser, reuse=reuse_still or ()
+            temporal or (),
+            temporal_strength or (),
+            denoise or (),
+            denoiser=denoiser,
+            reuse=reuse_still or (),
+            denoise_temporal=denoise_temporal or (),
         )
         degradation = ClipDegradation(
             noise=noise or 0.0, h264_bitrate=None if h264 is None else _parse_bitrate(h264)

@@ -164,6 +164,13 @@ def upscale(
             help="Denoiser for --denoise: a checkpoint, or the built-in denoise (better, 1.55x the cost). [default: denoise-lite]"
         ),
     ] = None,
+    denoise_temporal: Annotated[
+        str | None,
+        Opt(
+            help="With --denoise: on averages each frame with the ones before it, motion-compensated, "
+            "before the denoiser; off denoises each frame alone. [default: on]"
+        ),
+    ] = None,
     codec: Annotated[
         str | None, Opt(help="libx264, libx265, libsvtav1, h264_nvenc, hevc_nvenc. [default: libx264]")
     ] = None,
@@ -247,6 +254,7 @@ def upscale(
         reuse_regions=reuse_regions,
         denoise=denoise,
         denoiser=denoiser,
+        denoise_temporal=denoise_temporal,
         codec=codec,
         crf=crf,
         preset=preset,

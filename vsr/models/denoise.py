@@ -54,7 +54,9 @@ class FFDNet(nn.Module):
 
     ``sigma`` is the noise standard deviation in the image's units ([0, 1]: sigma/255 for 8-bit
     noise levels): a float for the whole batch, or a tensor with one value per image (shape
-    ``N`` or ``N x 1 x 1 x 1``), which is the second input of an exported graph. H and W must be
+    ``N`` or ``N x 1 x 1 x 1``), which is the second input of an exported graph, or a per-pixel
+    map (``N x 1 x H x W``, averaged over each 2x2 block to the half-resolution noise channel;
+    FFDNet's spatially variant noise level). H and W must be
     even. The residual is subtracted in the promoted dtype of the input and the network's output,
     so under autocast with a float32 input the result stays float32.
     """
@@ -91,14 +93,18 @@ class FFDNet(nn.Module):
         # ones_like * level rather than expand(n, 1, h, w): no Python sizes, so a traced graph
         # keeps H and W symbolic.
         noise_map = torch.ones_like(feat[:, :1]) * _noise_level(sigma, feat)
-        feat = F.relu(self.conv_in(torch.cat([feat, noise_map], dim=1)))
+        feat = F.relu(self.conv_in(torch.cat([feat, noise_map], dim=1)), inplace=True)
         for conv in self.body:
-            feat = F.relu(conv(feat))
+            feat = F.relu(conv(feat), inplace=True)
         return x - F.pixel_shuffle(self.conv_out(feat), _UNSHUFFLE)
 
 
 def _noise_level(sigma: float | Tensor, like: Tensor) -> Tensor:
-    """sigma as an ``N x 1 x 1 x 1`` (or ``1 x 1 x 1 x 1``) tensor of ``like``'s dtype and device."""
+    """sigma as an ``N x 1 x 1 x 1`` (or ``1 x 1 x 1 x 1``) tensor of ``like``'s dtype and device,
+    or, given as a per-pixel map (``N x 1 x h x w``, any size that ``like``'s divides), as that
+    map area-averaged to ``like``'s height and width."""
+    if isinstance(sigma, Tensor) and sigma.dim() == 4 and sigma.shape[-2:] != (1, 1):
+        return _noise_map(sigma, like)
     if not isinstance(sigma, Tensor):
         if sigma < 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
@@ -159,3 +165,16 @@ def build_ffdnet(state_dict: Mapping[str, Tensor], *, name: str, sha256: str | N
         sha256=sha256,
     )
     return LoadedModel(module=module, descriptor=descriptor)
+
+
+def _noise_map(sigma: Tensor, like: Tensor) -> Tensor:
+    h, w = like.shape[-2:]
+    if sigma.shape[1] != 1 or sigma.shape[0] not in (1, like.shape[0]):
+        raise ValueError(
+            f"a noise map must be N x 1 x H x W for a batch of {like.shape[0]}, got {tuple(sigma.shape)}"
+        )
+    mh, mw = sigma.shape[-2:]
+    if mh % h or mw % w:
+        raise ValueError(f"a {mw}x{mh} noise map does not shrink evenly to the network's {w}x{h}")
+    sigma = sigma.to(dtype=like.dtype, device=like.device)
+    return F.avg_pool2d(sigma, (mh // h, mw // w)) if (mh, mw) != (h, w) else sigma

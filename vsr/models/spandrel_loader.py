@@ -201,8 +201,9 @@ class SpandrelSR(_SpandrelModule):
 class SpandrelDenoiser(_SpandrelModule):
     """``forward(x, sigma)``: the ``--denoise`` pre-pass's interface (`vsr.models.denoise.FFDNet`'s).
 
-    With ``noise_map`` (DRUNet, FDnCNN) sigma (in [0, 1] units, a float or one per image) becomes
-    the extra input channel; otherwise the model is blind and sigma is not used.
+    With ``noise_map`` (DRUNet, FDnCNN) sigma (in [0, 1] units, a float, one per image, or a
+    per-pixel ``N x 1 x H x W`` map) becomes the extra input channel; otherwise the model is blind
+    and sigma is not used.
     """
 
     def __init__(self, net: nn.Module, call: CallFn, *, noise_map: bool, **size: Any) -> None:
@@ -212,6 +213,8 @@ class SpandrelDenoiser(_SpandrelModule):
     def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         padded = self._padded(x)
         if self.noise_map:
+            if isinstance(sigma, Tensor) and sigma.dim() == 4 and sigma.shape[-2:] == x.shape[-2:]:
+                sigma = self._padded(sigma)  # a per-pixel map, padded as the frame is
             level = torch.ones_like(padded[:, :1]) * _noise_level(sigma, padded)
             y = self.net(torch.cat([padded, level], dim=1))
         else:

@@ -41,6 +41,8 @@ class UpscaleOptions:
     reuse_regions: bool = True
     denoise: str | float = "off"  # "off", "auto", or the noise sigma on the 0..255 scale
     denoiser: str | None = None  # denoiser for --denoise; None: the built-in one
+    # with --denoise: average each frame with the ones before it, motion-compensated, first
+    denoise_temporal: Literal["off", "on"] = "on"
     codec: str = "libx264"
     crf: int | None = None
     preset: str | None = None
@@ -112,6 +114,8 @@ def _check_restore_steps(o: UpscaleOptions) -> None:
         raise ConfigError(f"--temporal-strength must be a number in [0, 1], got {o.temporal_strength!r}")
     if not 0.0 <= o.temporal_strength <= 1.0:
         raise ConfigError(f"--temporal-strength must be in [0, 1], got {o.temporal_strength}")
+    if o.denoise_temporal not in ("off", "on"):
+        raise ConfigError(f"--denoise-temporal must be off or on, got {o.denoise_temporal!r}")
     level = _denoise_level(o.denoise)
     if level is not None:
         from vsr.pipeline.denoise_pass import denoiser_to_load

@@ -129,7 +129,8 @@ def _restore_step_lines(r: RestoreConfig, denoiser: LoadedModel | None) -> list[
     lines = []
     if denoiser is not None and r.denoise is not None:
         level = "sigma estimated per scene" if r.denoise == "auto" else f"sigma {r.denoise:g}"
-        lines.append(f"denoise:   {denoiser.descriptor.summary()}, {level}")
+        frames = ", motion-compensated average of the frames before" if r.denoise_temporal else ""
+        lines.append(f"denoise:   {denoiser.descriptor.summary()}, {level}{frames}")
     if r.temporal:
         lines.append(f"temporal:  on, strength {r.temporal_strength:g} ({_FLOW_NAMES[r.temporal_flow]})")
     if r.reuse_still:
@@ -314,6 +315,7 @@ def make_plan(
         reuse_still=bool(options.reuse_still),  # None (the default) is resolved by the runner
         reuse_regions=options.reuse_regions,
         denoise=options.denoise_level,
+        denoise_temporal=options.denoise_temporal == "on",
     )
     shapes = model_input_shapes(
         descriptor, restore.input_size, batch=options.batch, tile=restore.tile, tile_overlap=overlap

@@ -61,6 +61,8 @@ class RestoreConfig:
     # with reuse_still: restore only the tiles that changed when that is cheaper (vsr.pipeline.regions)
     reuse_regions: bool = True
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
+    # with denoise: average each frame with the ones before it, motion-compensated, first
+    denoise_temporal: bool = False
 
 
 def restore_rgb(
@@ -119,10 +121,17 @@ def _denoise_pass(
     if denoiser is None:
         raise ConfigError("--denoise needs a denoiser model; the plan loads one (vsr.pipeline.plan)")
     sigma = None if config.denoise == "auto" else float(config.denoise)
+    temporal = config.denoise_temporal
     if isinstance(denoiser, DenoisePass):  # shared by several streams: one copy of its weights
-        return denoiser.for_stream(sigma)
+        return denoiser.for_stream(sigma, temporal=temporal)
     return DenoisePass(
-        denoiser, device=backend.device, precision=backend.precision, sigma=sigma, compile=compile
+        denoiser,
+        device=backend.device,
+        precision=backend.precision,
+        sigma=sigma,
+        compile=compile,
+        temporal=temporal,
+        flow=flow_for(config.temporal_flow, backend.device),
     )
 
 
@@ -168,8 +177,11 @@ class RestoreStage:
             if config.reuse_still and config.reuse_regions and not (config.temporal or config.tile)
             else None  # temporal smoothing changes every pixel anyway; tiles already split the frame
         )
-        # cuts matter to the steps that keep a scene's state: temporal smoothing and the auto sigma
-        needs_cuts = self._temporal is not None or (self._denoise is not None and self._denoise.sigma is None)
+        # cuts matter to the steps that keep a scene's state: temporal smoothing, the auto sigma and
+        # the denoiser's motion-compensated average
+        needs_cuts = self._temporal is not None or (
+            self._denoise is not None and (self._denoise.sigma is None or self._denoise.temporal)
+        )
         self._cuts = CutDetector() if needs_cuts else None
         self._last_output: torch.Tensor | None = None  # kept only for still-frame reuse
         self._analyse = needs_cuts or self._still is not None

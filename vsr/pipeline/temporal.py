@@ -19,10 +19,19 @@ from torch import Tensor
 from vsr.ops.flow import DisFlow, FlowPreset
 from vsr.ops.noise import estimate_noise_sigma
 from vsr.ops.scene import FrameSignature, frame_signature, is_cut, luma, still_difference
-from vsr.ops.temporal import blend, inside, warp, warp_confidence, warp_upscaled
+from vsr.ops.temporal import average_step, blend, inside, warp, warp_confidence, warp_upscaled
 from vsr.ops.torch_flow import TorchFlow
 
-__all__ = ["STILL_THRESHOLD", "CutDetector", "FlowMethod", "StillFrames", "TemporalSmoother", "flow_for"]
+__all__ = [
+    "STILL_THRESHOLD",
+    "CutDetector",
+    "FlowMethod",
+    "Motion",
+    "MotionAverage",
+    "StillFrames",
+    "TemporalSmoother",
+    "flow_for",
+]
 
 # "dis": OpenCV's DIS on the host (the frames' luma goes down as uint8); "torch": `TorchFlow` on the
 # frames' own device. DIS is 2x faster on a CPU core (docs/BENCHMARKS.md), the torch one keeps a GPU
@@ -57,10 +66,58 @@ WARP_TOLERANCE = 4.0 / 255
 _NOISE_TO_MISMATCH = 1.128
 
 
-def _grey_u8(rgb: Tensor) -> np.ndarray:
-    """``N x 3 x H x W`` RGB on the device -> ``N x H x W`` uint8 luma on the host, for DIS."""
-    grey = (luma(rgb.float()) * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
-    return grey[:, 0].cpu().numpy()
+# ``Motion``'s downscale is skipped for frames whose short side would fall below this
+_MIN_FLOW_SIDE = 32
+
+
+def _grey_u8(grey: Tensor) -> np.ndarray:
+    """``N x 1 x H x W`` float luma in [0, 1] on the device -> ``N x H x W`` uint8 on the host, for DIS."""
+    return (grey * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)[:, 0].cpu().numpy()
+
+
+class Motion:
+    """Backward flow between consecutive frames with one of the two estimators.
+
+    ``greys(rgb)`` makes what the estimator takes from a batch: uint8 luma on the host for DIS (one
+    transfer for the batch), float luma where the frames are for the torch flow. ``motion(grey,
+    previous_grey, size, device)`` is then the ``1 x 2 x h x w`` flow on ``device`` at ``size``
+    (h, w), the frames' own. With ``downscale`` the luma is first averaged over blocks of that
+    many pixels a side (noise falls by the factor) and the flow measured there is resized back.
+    """
+
+    def __init__(
+        self, method: Literal["dis", "torch"], preset: FlowPreset = "fine", *, downscale: int = 1
+    ) -> None:
+        if downscale < 1:
+            raise ValueError(f"downscale must be at least 1, got {downscale}")
+        self.downscale = downscale
+        self._dis = DisFlow(preset) if method == "dis" else None
+        self._torch_flow = TorchFlow() if method == "torch" else None
+
+    def greys(self, rgb: Tensor) -> np.ndarray | Tensor:
+        grey = luma(rgb.float())
+        if self.downscale > 1 and min(grey.shape[-2:]) >= self.downscale * _MIN_FLOW_SIDE:
+            grey = F.avg_pool2d(grey, self.downscale)
+        return _grey_u8(grey) if self._dis is not None else grey
+
+    def __call__(
+        self,
+        grey: np.ndarray | Tensor,
+        previous: np.ndarray | Tensor,
+        size: tuple[int, int],
+        device: torch.device,
+    ) -> Tensor:
+        if self._dis is not None:
+            assert isinstance(grey, np.ndarray) and isinstance(previous, np.ndarray)
+            flow = torch.from_numpy(self._dis(grey, previous)).permute(2, 0, 1)[None].to(device)
+        else:
+            assert self._torch_flow is not None and isinstance(grey, Tensor) and isinstance(previous, Tensor)
+            flow = self._torch_flow(grey[None], previous[None])
+        if tuple(flow.shape[-2:]) == tuple(size):
+            return flow
+        h, w = flow.shape[-2:]
+        gain = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
+        return F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * gain
 
 
 class CutDetector:
@@ -136,8 +193,7 @@ class TemporalSmoother:
         self.strength = strength
         self.tolerance = tolerance
         self.flow_method = flow
-        self._dis = DisFlow(preset) if flow == "dis" else None
-        self._torch_flow = TorchFlow() if flow == "torch" else None
+        self._motion = Motion(flow, preset)
         self.reset()
 
     def reset(self) -> None:
@@ -147,9 +203,7 @@ class TemporalSmoother:
         self._noise_floor = 0.0
 
     def __call__(self, lr: Tensor, restored: Tensor, new_scene: Sequence[bool]) -> Tensor:
-        # DIS takes uint8 luma on the host (one transfer for the batch); the torch flow float luma
-        # where the frames are
-        greys: np.ndarray | Tensor = _grey_u8(lr) if self._dis is not None else luma(lr.float())
+        greys = self._motion.greys(lr)
         out = []
         for k in range(lr.shape[0]):
             cur_lr, cur = lr[k : k + 1].float(), restored[k : k + 1]
@@ -163,18 +217,9 @@ class TemporalSmoother:
             out.append(result)
         return out[0] if len(out) == 1 else torch.cat(out)
 
-    def _motion(self, grey: np.ndarray | Tensor, device: torch.device) -> Tensor:
-        """Backward flow ``1 x 2 x h x w`` from this frame's luma to the previous frame's."""
-        assert self._grey is not None
-        if self._dis is not None:
-            assert isinstance(grey, np.ndarray) and isinstance(self._grey, np.ndarray)
-            return torch.from_numpy(self._dis(grey, self._grey)).permute(2, 0, 1)[None].to(device)
-        assert self._torch_flow is not None and isinstance(grey, Tensor) and isinstance(self._grey, Tensor)
-        return self._torch_flow(grey[None], self._grey[None])
-
     def _smooth(self, cur_lr: Tensor, grey: np.ndarray | Tensor, cur: Tensor) -> Tensor:
         assert self._lr is not None and self._grey is not None and self._out is not None
-        flow = self._motion(grey, cur_lr.device)
+        flow = self._motion(grey, self._grey, tuple(cur_lr.shape[-2:]), cur_lr.device)
         confidence = warp_confidence(
             warp(self._lr, flow),
             cur_lr,
@@ -186,3 +231,75 @@ class TemporalSmoother:
         warped = warp_upscaled(self._out, flow).clamp_(0.0, 1.0)
         weight = F.interpolate(confidence, size=cur.shape[-2:], mode="bilinear", align_corners=False)
         return blend(cur, warped, weight.mul_(self.strength))
+
+
+# The denoise pre-pass's motion-compensated average (`MotionAverage`). A warp whose mismatch with
+# the current frame exceeds what noise explains by this much (mean |difference| over RGB and a 5x5
+# window, [0, 1] units) keeps exp(-1) = 37 % of its trust. x2, sigma 15 + H.264 300k, Y-PSNR gain
+# over no pre-pass (vtest compact-x2 / gan-x2, foreman compact-x2 / gan-x2; tools-free sweep of
+# 2026-12-07, docs/BENCHMARKS.md): 4 levels +1.34 / +0.68, +1.22 / +1.18; 6 levels +1.38 / +0.75,
+# +1.10 / +1.24; 8 levels +1.38 / +0.77, +0.94 / +1.22. Past 4 the PSNR model loses on foreman's
+# handheld motion (it shows the blur of trusting a poor warp), so 4, as the temporal smoother's.
+AVERAGE_TOLERANCE = 4.0 / 255
+# The past is worth at most this many frames (with the current one, the noise variance left is at
+# least sigma^2 / 9):
+# 4 lost up to 0.1 dB on vtest, 16 gained nothing over 8, and a short memory bounds how long a flow
+# error can linger.
+AVERAGE_FRAMES = 8
+# The flow is measured on the luma averaged over 2x2 blocks: a quarter of DIS's time (3 against
+# 9.5 ms at 384x288, one core), which keeps the pre-pass within a fifth of the Restore stage; at
+# tolerance 4 it changed the gains above by -0.07 to +0.03 dB.
+AVERAGE_FLOW_DOWNSCALE = 2
+
+
+class MotionAverage:
+    """The denoise pre-pass's temporal half: each noisy frame averaged with the frames before it,
+    motion-compensated, where the motion holds (`vsr.ops.temporal.average_step`).
+
+    ``__call__(frame, sigma, new_scene)``: ``frame`` is ``1 x 3 x h x w`` RGB in [0, 1] and
+    ``sigma`` its noise level ([0, 1] units); returns the average and the per-pixel standard
+    deviation of the noise left in it (``1 x 1 x h x w``), which a noise-level-conditioned
+    denoiser takes as its noise map. The first frame of a scene comes back as it is, with sigma
+    everywhere. Frames must follow each other in the stream.
+    """
+
+    def __init__(
+        self,
+        flow: Literal["dis", "torch"] = "dis",
+        *,
+        tolerance: float = AVERAGE_TOLERANCE,
+        frames: int = AVERAGE_FRAMES,
+        downscale: int = AVERAGE_FLOW_DOWNSCALE,
+    ) -> None:
+        if frames < 1:
+            raise ValueError(f"the average needs at least one frame, got {frames}")
+        self.flow_method = flow
+        self.tolerance = tolerance
+        self.frames = frames
+        self._motion = Motion(flow, downscale=downscale)
+        self.reset()
+
+    def reset(self) -> None:
+        self._average: Tensor | None = None
+        self._variance: Tensor | None = None
+        self._grey: np.ndarray | Tensor | None = None
+
+    def __call__(self, frame: Tensor, sigma: float, new_scene: bool) -> tuple[Tensor, Tensor]:
+        frame = frame.float()
+        grey = self._motion.greys(frame)[0]
+        noise = sigma * sigma
+        if new_scene or self._average is None or self._variance is None or self._grey is None:
+            average, variance = frame, torch.full_like(frame[:, :1], noise)
+        else:
+            flow = self._motion(grey, self._grey, tuple(frame.shape[-2:]), frame.device)
+            average, variance = average_step(
+                self._average,
+                self._variance,
+                frame,
+                flow,
+                sigma,
+                tolerance=self.tolerance,
+                min_variance=noise / self.frames,
+            )
+        self._average, self._variance, self._grey = average, variance, grey
+        return average, variance.sqrt()

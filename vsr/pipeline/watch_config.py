@@ -2,7 +2,8 @@
 
 Top-level keys are the run's (one model on one device for every feed); each ``[[camera]]``
 table is a feed with its own input, output and reconnect policy. The optional Restore steps
-(``reuse_still``, ``reuse_regions``, ``temporal``, ``temporal_strength``, ``denoise``, ``denoiser``) may be set at
+(``reuse_still``, ``reuse_regions``, ``temporal``, ``temporal_strength``, ``denoise``, ``denoiser``,
+``denoise_temporal``) may be set at
 the top level, as every camera's default, and in a camera's table, for that camera. Every error
 is one line that names the file, the camera and the key. Relative paths (``url`` when it is a
 file, ``output``, ``denoiser`` when that file exists) are relative to the folder of the TOML
@@ -121,6 +122,7 @@ _RESTORE_KEYS: dict[str, _Check] = {
     "temporal_strength": _strength,
     "denoise": _denoise,
     "denoiser": _text(),  # default: the built-in denoiser
+    "denoise_temporal": _text("off", "on"),  # default: on (with denoise)
 }
 _REQUIRED = ("name", "url", "output")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

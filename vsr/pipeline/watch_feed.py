@@ -190,7 +190,9 @@ def _plan(camera: CameraConfig, source: FileSource | LiveSource, model: LoadedMo
     # the denoiser is loaded once for every feed (`WatchRun`), not once per plan
     plan = make_plan(source.info, dataclasses.replace(options, denoise="off", denoiser=None), model)
     if options.denoise_level is not None:
-        restore = dataclasses.replace(plan.restore, denoise=options.denoise_level)
+        restore = dataclasses.replace(
+            plan.restore, denoise=options.denoise_level, denoise_temporal=options.denoise_temporal == "on"
+        )
         plan = dataclasses.replace(plan, restore=restore)
     suffix = camera.output.suffix
     if isinstance(source, LiveSource) and source.passthrough:

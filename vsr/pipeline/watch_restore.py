@@ -31,6 +31,7 @@ from vsr.pipeline.denoise_pass import DenoisePass, check_denoiser
 from vsr.pipeline.live import discontinuity
 from vsr.pipeline.restore import RESTORE_STEPS, PreparedBatch, RestoreStage
 from vsr.pipeline.stats import StageClock, StageStats
+from vsr.pipeline.temporal import flow_for
 from vsr.pipeline.watch_config import CameraConfig
 from vsr.pipeline.watch_feed import Feed
 
@@ -88,7 +89,12 @@ class CrossFeedRestore:
         # one module per denoiser in the run's device and precision; each feed's pass shares it
         self._denoise = {
             name: DenoisePass(
-                model, device=backend.device, precision=backend.precision, sigma=None, compile=compile
+                model,
+                device=backend.device,
+                precision=backend.precision,
+                sigma=None,
+                compile=compile,
+                flow=flow_for("auto", backend.device),  # for the feeds that average (for_stream)
             )
             for name, model in denoisers.items()
         }

@@ -43,6 +43,7 @@ class ClipResult:
     temporal: bool
     temporal_strength: float | None  # None with temporal off
     denoise: float | str | None  # None: off; "auto" or a sigma
+    denoise_temporal: bool = False  # with denoise: the motion-compensated average first
     frames: tuple[ImageResult, ...]
     flicker: FlickerScores | None  # None for a one-frame clip
     reuse_still: bool = False
@@ -71,6 +72,7 @@ class ClipResult:
             "temporal": self.temporal,
             "temporal_strength": self.temporal_strength,
             "denoise": self.denoise,
+            "denoise_temporal": self.denoise_temporal,
             "reuse_still": self.reuse_still,
             "psnr_y": _num(self.psnr_y),
             "ssim_y": self.ssim_y,

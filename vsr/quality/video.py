@@ -62,15 +62,21 @@ class ClipConfig:
     temporal: bool = False
     temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH
     denoise: float | Literal["auto"] | None = None  # None: off; a sigma on the 0..255 scale
+    denoise_temporal: bool = True  # with denoise: the motion-compensated average first (as upscale)
     reuse_still: bool = False  # still-frame and changed-region reuse, as --reuse-still
 
-    def label(self, *, with_denoise: bool, with_reuse: bool = False) -> str:
+    def label(
+        self, *, with_denoise: bool, with_reuse: bool = False, with_denoise_temporal: bool = False
+    ) -> str:
+        """The row's name; ``with_*`` name the options whose value differs between rows."""
         parts = [f"temporal on, strength {self.temporal_strength:g}" if self.temporal else "temporal off"]
         if with_reuse:
             parts.append(f"reuse {'on' if self.reuse_still else 'off'}")
         if with_denoise:
             d = self.denoise
             parts.append("denoise " + ("off" if d is None else d if isinstance(d, str) else f"{d:g}"))
+            if d is not None and with_denoise_temporal:
+                parts[-1] += f" (denoise-temporal {'on' if self.denoise_temporal else 'off'})"
         return ", ".join(parts)
 
 
@@ -81,12 +87,14 @@ def clip_configs(
     *,
     denoiser: str | None = None,
     reuse: Sequence[str] = (),
+    denoise_temporal: Sequence[str] = (),
 ) -> list[ClipConfig]:
     """The configurations of every combination of the values given (none: that option off).
 
     Values mean what they mean to `vsr upscale` and are checked by its options; strengths apply
-    to the ``on`` rows; ``reuse`` is off or on (--reuse-still). Order: denoise values outermost,
-    then reuse, then temporal, then strength.
+    to the ``on`` rows; ``reuse`` is off or on (--reuse-still); ``denoise_temporal`` (off, on;
+    none: on, upscale's default) applies to the rows that denoise. Order: denoise values
+    outermost, then denoise_temporal, then reuse, then temporal, then strength.
     """
     temporal, denoise = temporal or ("off",), denoise or ("off",)
     reuse = tuple(r.strip().lower() for r in reuse) or ("off",)
@@ -97,15 +105,27 @@ def clip_configs(
     strengths = temporal_strength or (UpscaleOptions().temporal_strength,)
     if denoiser is not None and all(str(d).strip().lower() == "off" for d in denoise):
         raise ConfigError("--denoiser is given but --denoise is off; add --denoise auto or --denoise SIGMA")
+    averaging = tuple(v.strip().lower() for v in denoise_temporal) or ("on",)
+    if denoise_temporal and all(str(d).strip().lower() == "off" for d in denoise):
+        raise ConfigError(
+            "--denoise-temporal applies to the rows that denoise; add --denoise auto or --denoise SIGMA"
+        )
     configs: list[ClipConfig] = []
-    for d, r, t in itertools.product(denoise, reuse, temporal):
+    for d, a, r, t in itertools.product(denoise, averaging, reuse, temporal):
         for s in strengths if t == "on" else strengths[:1]:
             off = str(d).strip().lower() == "off"
-            o = UpscaleOptions(temporal=t, temporal_strength=s, denoise=d, denoiser=None if off else denoiser)  # type: ignore[arg-type]
+            o = UpscaleOptions(
+                temporal=t,  # type: ignore[arg-type]
+                temporal_strength=s,
+                denoise=d,
+                denoiser=None if off else denoiser,
+                denoise_temporal=a,  # type: ignore[arg-type]
+            )
             config = ClipConfig(
                 temporal=o.temporal == "on",
                 temporal_strength=float(s),
                 denoise=o.denoise_level,
+                denoise_temporal=not off and o.denoise_temporal == "on",
                 reuse_still=r == "on",
             )
             if config not in configs:
@@ -197,6 +217,7 @@ class _Scorer:
                     temporal=c.temporal,
                     temporal_strength=c.temporal_strength,
                     denoise=c.denoise,
+                    denoise_temporal=c.denoise_temporal,
                     reuse_still=c.reuse_still,
                 ),
                 denoiser=denoiser,
@@ -303,7 +324,11 @@ def evaluate_clip(
         raise InputError(f"{p} has no decodable video frames; nothing to score")
     with_denoise = any(c.denoise is not None for c in configs)
     with_reuse = any(c.reuse_still for c in configs)
-    labels = [c.label(with_denoise=with_denoise, with_reuse=with_reuse) for c in configs]
+    averaged = {c.denoise_temporal for c in configs if c.denoise is not None}
+    labels = [
+        c.label(with_denoise=with_denoise, with_reuse=with_reuse, with_denoise_temporal=len(averaged) > 1)
+        for c in configs
+    ]
     flicker = scorer.meter.scores() if scorer.meter.pairs else [None] * len(configs)
     rows = tuple(
         ClipResult(
@@ -311,6 +336,7 @@ def evaluate_clip(
             temporal=c.temporal,
             temporal_strength=c.temporal_strength if c.temporal else None,
             denoise=c.denoise,
+            denoise_temporal=c.denoise_temporal,
             reuse_still=c.reuse_still,
             frames=tuple(r),
             flicker=f,
