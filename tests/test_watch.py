@@ -442,7 +442,7 @@ def test_denoise_without_a_denoiser_is_a_config_error(
 
 # -- config errors ----------------------------------------------------------------------------
 
-_STEPS = "reuse_still, reuse_regions, temporal, temporal_strength, denoise, denoiser"
+_STEPS = "reuse_still, reuse_regions, temporal, temporal_strength, denoise, denoiser, denoise_temporal"
 _KNOWN = (
     "name, url, output, segment, reconnect_attempts, reconnect_interval, read_timeout, open_timeout, rtsp_transport, "
     + _STEPS
