@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 
 __all__ = ["DisFlow", "FlowPreset"]
 
-FlowPreset = Literal["ultrafast", "fast", "medium", "fine"]
-_PRESETS: dict[str, int] = {"ultrafast": 0, "fast": 1, "medium": 2, "fine": 2}
+FlowPreset = Literal["ultrafast", "fast", "medium", "fine", "fine-lite"]
+_PRESETS: dict[str, int] = {"ultrafast": 0, "fast": 1, "medium": 2, "fine": 2, "fine-lite": 2}
 # "fine": OpenCV's medium preset (patch 8, 25 gradient-descent and 5 variational-refinement
 # iterations, stopping one pyramid level above the frame's resolution) carried on to the frame's own
 # resolution (finest scale 0), with the work per level cut so that it costs about what medium does:
@@ -32,6 +32,11 @@ _PRESETS: dict[str, int] = {"ultrafast": 0, "fast": 1, "medium": 2, "fine": 2}
 # it compact-x2 at strength 0.6 on vtest removes 32.6 % of the flicker for 0.035 dB, against 30.5 %
 # for 0.054 with medium (docs/BENCHMARKS.md, `tools/sweep_temporal.py --preset`).
 _FINE = {"finest_scale": 0, "patch_stride": 6, "gradient_descent": 8, "refinement": 2}
+# "fine-lite": "fine" without the variational refinement, half its time (2.7 against 5.3 ms for
+# 192x144 frames on a shared core). The denoise pre-pass's average measures its flow so, on 2x2
+# blocks of the frame (`vsr.pipeline.temporal.MotionAverage`); the refinement changed its result by
+# at most 0.02 dB (docs/BENCHMARKS.md).
+_FINE_LITE = {**_FINE, "refinement": 0}
 
 
 class DisFlow:
@@ -47,11 +52,12 @@ class DisFlow:
 
         self.preset = preset
         self._dis: Any = cv2.DISOpticalFlow_create(_PRESETS[preset])
-        if preset == "fine":
-            self._dis.setFinestScale(_FINE["finest_scale"])
-            self._dis.setPatchStride(_FINE["patch_stride"])
-            self._dis.setGradientDescentIterations(_FINE["gradient_descent"])
-            self._dis.setVariationalRefinementIterations(_FINE["refinement"])
+        if preset in ("fine", "fine-lite"):
+            settings = _FINE if preset == "fine" else _FINE_LITE
+            self._dis.setFinestScale(settings["finest_scale"])
+            self._dis.setPatchStride(settings["patch_stride"])
+            self._dis.setGradientDescentIterations(settings["gradient_descent"])
+            self._dis.setVariationalRefinementIterations(settings["refinement"])
 
     def __call__(self, current: NDArray[np.uint8], previous: NDArray[np.uint8]) -> NDArray[np.float32]:
         if current.dtype != np.uint8 or previous.dtype != np.uint8:
