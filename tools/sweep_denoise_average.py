@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python tools/sweep_denoise_average.py [--clip ../shared/data/video/vtest.avi]
         [-m compact-x2,gan-x2] [--frames 30] [--noise 15] [--h264 300k]
-        [--tolerances 4,6,8] [--averaged 8] [--downscales 2]
+        [--tolerances 4,6,8] [--averaged 8] [--downscales 2] [--presets fine-lite]
 
 The clip's low-resolution input is made as `vsr eval` makes it (MATLAB bicubic, Gaussian noise of
 ``--noise``, H.264 at ``--h264`` over the clip's frame rate). The built-in pre-pass denoiser
@@ -10,8 +10,9 @@ The clip's low-resolution input is made as `vsr eval` makes it (MATLAB bicubic, 
 "per frame" row), and with `MotionAverage` at every (tolerance, frames, downscale) setting; each
 model upscales every version (bf16, as `vsr eval --precision bf16`), scored as `vsr eval` scores a
 clip: Y-PSNR with the scale cut from each border, mean over frames. Tolerances are in levels of
-255; "frames" caps what the past is worth (the noise variance left is at least sigma^2 / (frames + 1)); downscale is
-the block size the flow is measured on. The defaults' row is what `--denoise auto` runs.
+255; "frames" caps what the past is worth (the noise variance left is at least sigma^2 / (frames +
+1)); downscale is the block size the flow is measured on, preset the DIS preset (`vsr.ops.flow`).
+The defaults' row is what `--denoise auto` runs.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--tolerances", default="4,6,8", help="levels of 255")
     parser.add_argument("--averaged", default="8", help="the most frames the average stands for")
     parser.add_argument("--downscales", default="2", help="block sizes the flow is measured on")
+    parser.add_argument("--presets", default="fine-lite", help="DIS presets (vsr.ops.flow)")
     args = parser.parse_args()
     cpu = torch.device("cpu")
     models = [load_model(m) for m in args.models.split(",")]
@@ -70,11 +72,17 @@ def main() -> None:
         lrs.append(torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float() / 255.0)
     denoiser = load_model(denoiser_to_load(None))
     settings: list[tuple[str, MotionAverage | None]] = [("off", None), ("per frame", None)]
-    for tol, frames, down in itertools.product(
-        _floats(args.tolerances), _floats(args.averaged), _floats(args.downscales)
+    for tol, frames, down, preset in itertools.product(
+        _floats(args.tolerances), _floats(args.averaged), _floats(args.downscales), args.presets.split(",")
     ):
-        average = MotionAverage(tolerance=tol / 255.0, frames=int(frames), downscale=int(down))
-        settings.append((f"tolerance {tol:g}, frames {int(frames)}, downscale {int(down)}", average))
+        average = MotionAverage(
+            tolerance=tol / 255.0,
+            frames=int(frames),
+            downscale=int(down),
+            preset=preset,  # type: ignore[arg-type]
+        )
+        label = f"tolerance {tol:g}, frames {int(frames)}, downscale {int(down)}, {preset}"
+        settings.append((label, average))
     inputs: dict[str, list[torch.Tensor]] = {}
     sigma = 0.0
     with torch.inference_mode():

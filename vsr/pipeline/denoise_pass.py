@@ -12,8 +12,9 @@ averaged with the frames before it, motion-compensated, where the motion holds
 (`vsr.pipeline.temporal.MotionAverage`), and the denoiser is told the noise left at each pixel (a
 per-pixel noise map: lower where frames were averaged, sigma where the picture moved in a way the
 flow could not follow). Noise that changes from frame to frame goes, and detail stays: on vtest and
-foreman (sigma 15 + H.264 300k, x2) it lifts the gain of the pre-pass from +0.30 / +0.50 to
-+0.8 / +1.35 dB Y-PSNR with gan-x2 (docs/BENCHMARKS.md).
+foreman (sigma 15 + H.264 300k, x2) it lifts the gain of the pre-pass from +1.05 / +1.08 to
++1.33 / +1.19 dB Y-PSNR with compact-x2 and from +0.30 / +0.49 to +0.68 / +1.16 with gan-x2, for
+1.7-3.1 % of the model's time (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -236,15 +236,15 @@ class TemporalSmoother:
 # The denoise pre-pass's motion-compensated average (`MotionAverage`). A warp whose mismatch with
 # the current frame exceeds what noise explains by this much (mean |difference| over RGB and a 5x5
 # window, [0, 1] units) keeps exp(-1) = 37 % of its trust. x2, sigma 15 + H.264 300k, Y-PSNR gain
-# over no pre-pass (vtest compact-x2 / gan-x2, foreman compact-x2 / gan-x2; tools-free sweep of
-# 2026-12-07, docs/BENCHMARKS.md): 4 levels +1.34 / +0.68, +1.22 / +1.18; 6 levels +1.38 / +0.75,
-# +1.10 / +1.24; 8 levels +1.38 / +0.77, +0.94 / +1.22. Past 4 the PSNR model loses on foreman's
-# handheld motion (it shows the blur of trusting a poor warp), so 4, as the temporal smoother's.
+# over no pre-pass (vtest compact-x2 / gan-x2, foreman compact-x2 / gan-x2;
+# tools/sweep_denoise_average.py, docs/BENCHMARKS.md): 4 levels +1.34 / +0.68, +1.21 / +1.17;
+# 6 levels +1.37 / +0.74, +1.09 / +1.22; 8 levels +1.38 / +0.77, +0.93 / +1.20. Past 4 the PSNR
+# model loses on foreman's handheld motion (the blur of trusting poor warps), so 4, as the
+# temporal smoother's.
 AVERAGE_TOLERANCE = 4.0 / 255
 # The past is worth at most this many frames (with the current one, the noise variance left is at
-# least sigma^2 / 9):
-# 4 lost up to 0.1 dB on vtest, 16 gained nothing over 8, and a short memory bounds how long a flow
-# error can linger.
+# least sigma^2 / 9): 4 moved the gains by -0.07 to +0.04 dB, 16 by -0.01 to +0.02, and a short
+# memory bounds how long a flow error can linger.
 AVERAGE_FRAMES = 8
 # The flow is measured on the luma averaged over 2x2 blocks: a quarter of DIS's time (3 against
 # 9.5 ms at 384x288, one core), which keeps the pre-pass within a fifth of the Restore stage; at
@@ -273,13 +273,14 @@ class MotionAverage:
         tolerance: float = AVERAGE_TOLERANCE,
         frames: int = AVERAGE_FRAMES,
         downscale: int = AVERAGE_FLOW_DOWNSCALE,
+        preset: FlowPreset = AVERAGE_FLOW_PRESET,
     ) -> None:
         if frames < 1:
             raise ValueError(f"the average needs at least one frame, got {frames}")
         self.flow_method = flow
         self.tolerance = tolerance
         self.frames = frames
-        self._motion = Motion(flow, AVERAGE_FLOW_PRESET, downscale=downscale)
+        self._motion = Motion(flow, preset, downscale=downscale)
         self.reset()
 
     def reset(self) -> None:
