@@ -79,9 +79,9 @@ class Motion:
     """Backward flow between consecutive frames with one of the two estimators.
 
     ``greys(rgb)`` makes what the estimator takes from a batch: uint8 luma on the host for DIS (one
-    transfer for the batch), float luma where the frames are for the torch flow. ``motion(grey,
-    previous_grey, size, device)`` is then the ``1 x 2 x h x w`` flow on ``device`` at ``size``
-    (h, w), the frames' own. With ``downscale`` the luma is first averaged over blocks of that
+    transfer for the batch), float luma where the frames are for the torch flow. Called with one
+    frame's grey, the previous frame's, ``size`` and ``device``, it gives the ``1 x 2 x h x w``
+    flow on ``device`` at ``size`` (h, w), the frames' own. With ``downscale`` the luma is first averaged over blocks of that
     many pixels a side (noise falls by the factor) and the flow measured there is resized back.
     """
 
