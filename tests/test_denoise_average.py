@@ -15,7 +15,7 @@ from vsr.cli import app
 from vsr.errors import ConfigError
 from vsr.models import load_model
 from vsr.models.denoise import FFDNet
-from vsr.ops.temporal import average_step
+from vsr.ops.temporal import average_step, warp
 from vsr.pipeline.denoise_pass import DenoisePass
 from vsr.pipeline.temporal import Motion, MotionAverage
 
@@ -188,3 +188,20 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_remap_warp_of_the_cpu_is_the_grid_sample_warp_other_devices_use() -> None:
+    # float32 on the CPU goes through OpenCV's remap; every other dtype or device through grid_sample
+    gen = torch.Generator().manual_seed(2)
+    average = _t(texture(40, 56, seed=4))
+    variance = torch.rand(1, 1, 40, 56, generator=gen) * 1e-3
+    flow = torch.randn(1, 2, 40, 56, generator=gen) * 2.0  # some sources fall outside: border taps
+    # the current frame is the warped average plus noise: the warp is trusted, so it decides
+    current = warp(average.double(), flow.double()).float() + 0.03 * torch.randn(1, 3, 40, 56, generator=gen)
+    args = dict(sigma=0.03, tolerance=4 / 255, min_variance=1e-4)
+    fast = average_step(average, variance, current, flow, **args)  # type: ignore[arg-type]
+    exact = average_step(average.double(), variance.double(), current.double(), flow.double(), **args)  # type: ignore[arg-type]
+    for a, b in zip(fast, exact, strict=True):
+        assert a.dtype == torch.float32 and b.dtype == torch.float64
+        assert float((a.double() - b).abs().max()) < 2e-3  # remap may interpolate at 1/32 pixel
+    assert float(fast[1].mean()) < 0.6 * 0.03**2  # it did average
