@@ -90,11 +90,8 @@ def main() -> None:
             if label == "off":
                 inputs[label] = lrs
                 continue
-            stage = DenoisePass(
-                denoiser, device=cpu, precision="bf16", sigma=None, temporal=average is not None
-            )
-            if average is not None:
-                stage._average = average  # this setting instead of the defaults
+            # the average of this setting (None: the per-frame pass)
+            stage = DenoisePass(denoiser, device=cpu, precision="bf16", sigma=None, temporal=average or False)
             inputs[label] = [stage(x, [k == 0]) for k, x in enumerate(lrs)]
             sigma = stage.estimates[0]
         h, w = hrs[0].shape[:2]

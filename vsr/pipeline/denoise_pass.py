@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from vsr.backends.base import Backend
 from vsr.backends.compiled import CastIO, CompiledShapes
 from vsr.errors import ConfigError, ModelError
 from vsr.models.descriptor import LoadedModel, Precision
@@ -33,7 +34,7 @@ from vsr.ops.noise import estimate_noise_sigma
 from vsr.ops.tiling import pad_to_multiple
 from vsr.pipeline.temporal import MotionAverage
 
-__all__ = ["AUTO_MIN_SIGMA", "DenoisePass", "check_denoiser", "denoiser_to_load"]
+__all__ = ["AUTO_MIN_SIGMA", "DenoisePass", "check_denoiser", "denoise_pass_for", "denoiser_to_load"]
 
 # With ``auto``, an estimate below this (0..255 scale) is taken as clean video and the denoiser is
 # not run: the estimator reads texture as 1.5-5 levels of noise on clean photographs (Kodak24),
@@ -81,7 +82,7 @@ class DenoisePass:
         precision: Precision,
         sigma: float | None,
         compile: bool = False,
-        temporal: bool = False,
+        temporal: bool | MotionAverage = False,
         flow: Literal["dis", "torch"] = "dis",
     ) -> None:
         check_denoiser(model)
@@ -108,7 +109,12 @@ class DenoisePass:
         self._scene_sigma: float | None = None
         self.estimates: list[float] = []  # every auto estimate, 0..255, in stream order
         self._flow: Literal["dis", "torch"] = flow
-        self._average = MotionAverage(flow) if temporal else None
+        # True: the average at its defaults; a `MotionAverage`: that one (tools/sweep_denoise_average.py)
+        self._average: MotionAverage | None = None
+        if isinstance(temporal, MotionAverage):
+            self._average = temporal
+        elif temporal:
+            self._average = MotionAverage(flow)
 
     @property
     def temporal(self) -> bool:
@@ -129,6 +135,14 @@ class DenoisePass:
         other.estimates = []
         other._average = MotionAverage(self._flow) if temporal else None
         return other
+
+    def run_note(self) -> str | None:
+        """The auto estimates, for the run summary; None with a fixed sigma."""
+        if self.sigma is not None:
+            return None
+        shown = ", ".join(f"{s:g}" for s in self.estimates[:8])
+        more = f" and {len(self.estimates) - 8} more" if len(self.estimates) > 8 else ""
+        return f"denoise auto: noise sigma {shown}{more} (0..255, one per scene)"
 
     def levels(self, rgb: Tensor, new_scene: Sequence[bool]) -> list[float]:
         """The noise level (0..255) each frame is denoised at; 0 means left as it is."""
@@ -180,3 +194,31 @@ class DenoisePass:
         if len(run) == 1:
             return frames[0].to(rgb.dtype), maps[0]
         return torch.cat(frames).to(rgb.dtype), torch.cat(maps)
+
+
+def denoise_pass_for(
+    denoiser: LoadedModel | DenoisePass | None,
+    level: float | Literal["auto"],
+    *,
+    temporal: bool,
+    flow: Literal["dis", "torch"],
+    backend: Backend,
+    compile: bool,
+) -> DenoisePass:
+    """One stream's pass at ``level`` (a sigma on 0..255, or auto): built for ``backend``'s device and
+    precision, or, given a `DenoisePass` that several streams share, on its module (one copy of the
+    weights on the device)."""
+    if denoiser is None:
+        raise ConfigError("--denoise needs a denoiser model; the plan loads one (vsr.pipeline.plan)")
+    sigma = None if level == "auto" else float(level)
+    if isinstance(denoiser, DenoisePass):
+        return denoiser.for_stream(sigma, temporal=temporal)
+    return DenoisePass(
+        denoiser,
+        device=backend.device,
+        precision=backend.precision,
+        sigma=sigma,
+        compile=compile,
+        temporal=temporal,
+        flow=flow,
+    )

@@ -24,14 +24,14 @@ import torch
 
 from vsr.backends.base import Backend
 from vsr.backends.transfer import HostTransfer
-from vsr.errors import ConfigError, InputError
+from vsr.errors import InputError
 from vsr.media.color import ColorDescription
 from vsr.media.frame import Frame
 from vsr.models.descriptor import LoadedModel, ModelDescriptor
 from vsr.ops.color import planes_to_rgb, rgb_to_planes
 from vsr.ops.resize import resize
 from vsr.ops.tiling import pad_to_multiple, run_tiled
-from vsr.pipeline.denoise_pass import DenoisePass
+from vsr.pipeline.denoise_pass import DenoisePass, denoise_pass_for
 from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH
 from vsr.pipeline.regions import RegionPlan, paste_tiles, regions_for
 from vsr.pipeline.sample_format import sample_format
@@ -113,28 +113,6 @@ class PreparedBatch:
         return 0 if self.model_input is None else self.model_input.shape[0]
 
 
-def _denoise_pass(
-    config: RestoreConfig, denoiser: LoadedModel | DenoisePass | None, backend: Backend, *, compile: bool
-) -> DenoisePass | None:
-    if config.denoise is None:
-        return None
-    if denoiser is None:
-        raise ConfigError("--denoise needs a denoiser model; the plan loads one (vsr.pipeline.plan)")
-    sigma = None if config.denoise == "auto" else float(config.denoise)
-    temporal = config.denoise_temporal
-    if isinstance(denoiser, DenoisePass):  # shared by several streams: one copy of its weights
-        return denoiser.for_stream(sigma, temporal=temporal)
-    return DenoisePass(
-        denoiser,
-        device=backend.device,
-        precision=backend.precision,
-        sigma=sigma,
-        compile=compile,
-        temporal=temporal,
-        flow=flow_for(config.temporal_flow, backend.device),
-    )
-
-
 class RestoreStage:
     """Turns a batch of decoded `Frame`s into restored `Frame`s. Owned by one thread.
 
@@ -165,7 +143,18 @@ class RestoreStage:
         self._transfer = HostTransfer(self.device) if self.device.type == "cuda" else None
         self._in_fmt = sample_format(config.input_pix_fmt, config.input_color)
         self._out_fmt = sample_format(config.output_pix_fmt, config.output_color)
-        self._denoise = _denoise_pass(config, denoiser, backend, compile=compile_denoiser)
+        self._denoise = (
+            None
+            if config.denoise is None
+            else denoise_pass_for(
+                denoiser,
+                config.denoise,
+                temporal=config.denoise_temporal,
+                flow=flow_for(config.temporal_flow, backend.device),
+                backend=backend,
+                compile=compile_denoiser,
+            )
+        )
         self._temporal = (
             TemporalSmoother(config.temporal_strength, flow=flow_for(config.temporal_flow, self.device))
             if config.temporal
@@ -228,10 +217,8 @@ class RestoreStage:
             )
             if self._regions is not None and seen:
                 notes.append(self._regions.note(seen))
-        if self._denoise is not None and self._denoise.sigma is None:
-            shown = ", ".join(f"{s:g}" for s in self._denoise.estimates[:8])
-            more = f" and {len(self._denoise.estimates) - 8} more" if len(self._denoise.estimates) > 8 else ""
-            notes.append(f"denoise auto: noise sigma {shown}{more} (0..255, one per scene)")
+        if self._denoise is not None and (note := self._denoise.run_note()):
+            notes.append(note)
         builds = [
             c
             for c in (getattr(self.backend, "compiled", None), self._denoise and self._denoise.compiled)
