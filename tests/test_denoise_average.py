@@ -205,3 +205,25 @@ def test_the_remap_warp_of_the_cpu_is_the_grid_sample_warp_other_devices_use() -
         assert a.dtype == torch.float32 and b.dtype == torch.float64
         assert float((a.double() - b).abs().max()) < 2e-3  # remap may interpolate at 1/32 pixel
     assert float(fast[1].mean()) < 0.6 * 0.03**2  # it did average
+
+
+def test_the_cpu_step_matches_the_torch_step_where_trust_is_partial() -> None:
+    # the CPU path (OpenCV and numpy, vsr.ops.average_cpu) against the torch ops in float64, where
+    # the mismatch grows from nothing to three tolerances across the frame: every trust in between
+    gen = torch.Generator().manual_seed(3)
+    h, w, sigma, tolerance = 48, 96, 0.02, 4 / 255
+    average = _t(texture(h, w, seed=6))
+    variance = torch.rand(1, 1, h, w, generator=gen) * sigma**2
+    flow = torch.randn(1, 2, h, w, generator=gen) * 1.5
+    ramp = torch.linspace(0.0, 3.0 * tolerance + 2 * sigma, w).view(1, 1, 1, w)
+    current = warp(average.double(), flow.double()).float() + ramp + sigma * torch.randn(1, 3, h, w, generator=gen)
+    args = dict(sigma=sigma, tolerance=tolerance, min_variance=sigma**2 / 8)
+    fast = average_step(average, variance, current, flow, **args)  # type: ignore[arg-type]
+    exact = average_step(average.double(), variance.double(), current.double(), flow.double(), **args)  # type: ignore[arg-type]
+    for a, b in zip(fast, exact, strict=True):
+        assert a.shape == b.shape and a.dtype == torch.float32
+        assert float((a.double() - b).abs().max()) < 2e-3
+    # the warped average's share went from most on the left to none on the right
+    share = 1.0 - exact[1][0, 0] / sigma**2  # rough: the new variance falls as the share rises
+    left, right = float(share[:, : w // 8].mean()), float(share[:, -w // 8 :].mean())
+    assert left > 0.3 and abs(right) < 0.05, (left, right)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vsr.ops.average_cpu import average_step_cpu
+
 __all__ = ["average_step", "blend", "inside", "warp", "warp_confidence", "warp_upscaled"]
 
 
@@ -212,7 +214,14 @@ def average_step(
     (``sqrt(v + sigma^2) * sqrt(2 / pi)``); the excess maps to ``exp(-(excess / tolerance)^2)``,
     and a source outside the frame gets none. Where there is none the current frame is taken as it
     is, with variance ``sigma^2``. Returns the new average and its variance.
+
+    One float32 frame on the CPU goes through `vsr.ops.average_cpu` (OpenCV and numpy, the same
+    result); anything else through grid_sample and torch ops.
     """
+    if _cpu_float32(average, variance, current, flow) and average.shape[0] == 1:
+        return average_step_cpu(
+            average, variance, current, flow, sigma, tolerance=tolerance, min_variance=min_variance
+        )
     warped = _warp_same_size(average, flow).clamp_(0.0, 1.0)
     warped_var = _warp_same_size(variance, flow).clamp_(min=min_variance)
     noise = sigma * sigma
@@ -225,6 +234,10 @@ def average_step(
     # weight^2 * v + (1 - weight)^2 * sigma^2
     variance = warped_var.mul_(weight.square()).add_((1.0 - weight).square_().mul_(noise))
     return mixed, variance
+
+
+def _cpu_float32(*tensors: Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def _warp_same_size(image: Tensor, flow: Tensor) -> Tensor:
