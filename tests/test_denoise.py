@@ -179,6 +179,40 @@ def test_sigma_forms_odd_sizes_and_the_residual() -> None:
         assert torch.equal(fresh(x, 0.3), x)
 
 
+def test_inference_on_the_cpu_fuses_each_relu_into_its_conv_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vsr.models._cpu_conv as cpu_conv
+
+    real = cpu_conv._POINTWISE
+    if real is None:
+        pytest.skip("this PyTorch build has no oneDNN convolution + ReLU op (mkldnn::_convolution_pointwise)")
+    calls: list[str] = []
+
+    def counted(*args: object) -> torch.Tensor:
+        calls.append(str(args[7]))
+        return real(*args)
+
+    depth = 5
+    x, sigma = torch.rand(2, 3, 12, 16), torch.tensor([0.05, 0.2])
+    for dtype in (torch.float32, torch.bfloat16):
+        net = _random_ffdnet(depth=depth).to(dtype=dtype, memory_format=torch.channels_last)
+        inputs = x.to(dtype=dtype).contiguous(memory_format=torch.channels_last)
+        calls.clear()
+        monkeypatch.setattr(cpu_conv, "_POINTWISE", counted)
+        with torch.inference_mode():
+            fused = net(inputs, sigma)
+        assert calls == ["relu"] * (depth - 1)  # every conv but the last, which has no ReLU
+        monkeypatch.setattr(cpu_conv, "_POINTWISE", None)
+        with torch.inference_mode():
+            plain = net(inputs, sigma)
+        assert torch.equal(fused, plain), dtype
+    # training keeps the plain ops, which have a backward
+    monkeypatch.setattr(cpu_conv, "_POINTWISE", counted)
+    calls.clear()
+    net = _random_ffdnet(depth=depth)
+    net(x, sigma).square().sum().backward()
+    assert calls == [] and net.conv_in.weight.grad is not None and float(net.conv_in.weight.grad.abs().sum()) > 0
+
+
 def test_receptive_radius_is_where_an_input_pixel_reaches() -> None:
     depth = 3
     net = _random_ffdnet(depth=depth).double()

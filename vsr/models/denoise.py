@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vsr.errors import ModelError
+from vsr.models._cpu_conv import conv_relu
 from vsr.models._weights import fit_weights
 from vsr.models.descriptor import LoadedModel, ModelDescriptor
 
@@ -93,9 +94,9 @@ class FFDNet(nn.Module):
         # ones_like * level rather than expand(n, 1, h, w): no Python sizes, so a traced graph
         # keeps H and W symbolic.
         noise_map = torch.ones_like(feat[:, :1]) * _noise_level(sigma, feat)
-        feat = F.relu(self.conv_in(torch.cat([feat, noise_map], dim=1)), inplace=True)
+        feat = conv_relu(self.conv_in, torch.cat([feat, noise_map], dim=1))
         for conv in self.body:
-            feat = F.relu(conv(feat), inplace=True)
+            feat = conv_relu(conv, feat)
         return x - F.pixel_shuffle(self.conv_out(feat), _UNSHUFFLE)
 
 
