@@ -179,7 +179,9 @@ def test_sigma_forms_odd_sizes_and_the_residual() -> None:
         assert torch.equal(fresh(x, 0.3), x)
 
 
-def test_inference_on_the_cpu_fuses_each_relu_into_its_conv_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inference_on_the_cpu_fuses_each_relu_into_its_conv_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import vsr.models._cpu_conv as cpu_conv
 
     real = cpu_conv._POINTWISE
@@ -210,7 +212,9 @@ def test_inference_on_the_cpu_fuses_each_relu_into_its_conv_bit_for_bit(monkeypa
     calls.clear()
     net = _random_ffdnet(depth=depth)
     net(x, sigma).square().sum().backward()
-    assert calls == [] and net.conv_in.weight.grad is not None and float(net.conv_in.weight.grad.abs().sum()) > 0
+    assert (
+        calls == [] and net.conv_in.weight.grad is not None and float(net.conv_in.weight.grad.abs().sum()) > 0
+    )
 
 
 def test_receptive_radius_is_where_an_input_pixel_reaches() -> None:

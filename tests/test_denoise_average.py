@@ -216,7 +216,9 @@ def test_the_cpu_step_matches_the_torch_step_where_trust_is_partial() -> None:
     variance = torch.rand(1, 1, h, w, generator=gen) * sigma**2
     flow = torch.randn(1, 2, h, w, generator=gen) * 1.5
     ramp = torch.linspace(0.0, 3.0 * tolerance + 2 * sigma, w).view(1, 1, 1, w)
-    current = warp(average.double(), flow.double()).float() + ramp + sigma * torch.randn(1, 3, h, w, generator=gen)
+    current = (
+        warp(average.double(), flow.double()).float() + ramp + sigma * torch.randn(1, 3, h, w, generator=gen)
+    )
     args = dict(sigma=sigma, tolerance=tolerance, min_variance=sigma**2 / 8)
     fast = average_step(average, variance, current, flow, **args)  # type: ignore[arg-type]
     exact = average_step(average.double(), variance.double(), current.double(), flow.double(), **args)  # type: ignore[arg-type]
