@@ -1,7 +1,7 @@
 """The denoise pre-pass's cost against the SR model's, on the same frames, alternated.
 
     OMP_NUM_THREADS=1 python tools/bench_denoise_share.py [-m compact-x2] [--clip vtest.avi]
-        [--scale 2] [--frames 10] [--runs 7] [--sigma 10] [--denoiser denoise] [--temporal]
+        [--scale 2] [--frames 10] [--runs 7] [--sigma 10] [--denoiser denoise] [--temporal] [--unfused]
 
 `vsr eval`'s Restore ms/frame of two separate runs differ by up to 10 % on this machine for the
 same configuration, more than the pre-pass's share can be read to. Here the built-in denoiser
@@ -11,7 +11,8 @@ MATLAB-bicubic 1/scale, float32 on the CPU), run after run; the best and median 
 each and their ratio are printed. The ratio bounds the pre-pass's share of the Restore stage from
 above: Restore also uploads, analyses and downloads. With ``--temporal`` the pre-pass with its
 motion-compensated average (``--denoise-temporal on``: DIS flow, the average, the noise map) takes
-its turn too.
+its turn too. With ``--unfused`` the per-frame pre-pass also runs with each convolution and its ReLU
+as two ops (`vsr.models._cpu_conv` off), to time what fusing them saves.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import vsr.models._cpu_conv as cpu_conv
 from vsr.backends import BackendOptions, create_backend
 from vsr.models import load_model
 from vsr.pipeline.denoise_pass import DenoisePass
@@ -45,6 +47,7 @@ def main() -> None:
     ap.add_argument("--denoiser", default="denoise", help="the denoiser: built-in name or checkpoint")
     ap.add_argument("--sigma", type=float, default=10.0, help="the denoiser's noise level, 0..255")
     ap.add_argument("--temporal", action="store_true", help="also time the pre-pass with its average")
+    ap.add_argument("--unfused", action="store_true", help="also time the denoiser with conv and ReLU apart")
     args = ap.parse_args()
     cpu = torch.device("cpu")
     model = create_backend("torch", load_model(args.model), BackendOptions(device=cpu, precision="bf16"))
@@ -60,6 +63,17 @@ def main() -> None:
             load_model(args.denoiser), device=cpu, precision="bf16", sigma=args.sigma, temporal=True
         )
         steps["averaged"] = lambda x: averaged(x, [False])
+    if args.unfused:
+
+        def unfused(x: torch.Tensor) -> torch.Tensor:
+            fused_op = cpu_conv._POINTWISE
+            cpu_conv._POINTWISE = None
+            try:
+                return denoise(x, [False])
+            finally:
+                cpu_conv._POINTWISE = fused_op
+
+        steps["unfused"] = unfused
     times: dict[str, list[float]] = {name: [] for name in steps}
     with torch.inference_mode():
         for fn in steps.values():  # warm-up: first-call allocations and oneDNN primitive caches

@@ -26,7 +26,15 @@ from torch import Tensor
 
 from vsr.ops.average_cpu import average_step_cpu
 
-__all__ = ["average_step", "blend", "inside", "warp", "warp_confidence", "warp_upscaled"]
+__all__ = [
+    "average_step",
+    "average_step_torch",
+    "blend",
+    "inside",
+    "warp",
+    "warp_confidence",
+    "warp_upscaled",
+]
 
 
 @lru_cache(maxsize=8)
@@ -218,10 +226,26 @@ def average_step(
     One float32 frame on the CPU goes through `vsr.ops.average_cpu` (OpenCV and numpy, the same
     result); anything else through grid_sample and torch ops.
     """
-    if _cpu_float32(average, variance, current, flow) and average.shape[0] == 1:
-        return average_step_cpu(
-            average, variance, current, flow, sigma, tolerance=tolerance, min_variance=min_variance
-        )
+    step = (
+        average_step_cpu
+        if _cpu_float32(average, variance, current, flow) and average.shape[0] == 1
+        else average_step_torch
+    )
+    return step(average, variance, current, flow, sigma, tolerance=tolerance, min_variance=min_variance)
+
+
+def average_step_torch(
+    average: Tensor,
+    variance: Tensor,
+    current: Tensor,
+    flow: Tensor,
+    sigma: float,
+    *,
+    tolerance: float,
+    min_variance: float,
+) -> tuple[Tensor, Tensor]:
+    """`average_step` as torch ops (grid_sample's warp, or OpenCV's remap for float32 on the CPU):
+    any device, dtype and batch. `average_step` picks it or the CPU form."""
     warped = _warp_same_size(average, flow).clamp_(0.0, 1.0)
     warped_var = _warp_same_size(variance, flow).clamp_(min=min_variance)
     noise = sigma * sigma
