@@ -10,6 +10,12 @@ the MATLAB bicubic shrink of each frame, Y-PSNR with the scale cut from each bor
 frames), and the warping error of consecutive outputs with motion measured on the ground truth,
 next to the ground truth's own. Prints a row per pair, and the temporal step's ms per frame
 (the smoothing alone; the model is not in it). Tolerances are in levels of 255.
+
+``--detail`` adds, for each pair, a smoother that blends only the model's detail: the output less
+the bicubic enlargement of its input, warped and blended as the shipped smoother blends the whole
+output, then the current frame's own enlargement added back. It measures how much of a clip's
+warping error is the model's invented detail and how much follows the input (an experiment: the
+pipeline blends the whole output).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from typing import get_args
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vsr.backends import BackendOptions, create_backend
 from vsr.models import load_model
 from vsr.ops.flow import FlowPreset
+from vsr.ops.temporal import blend, inside, warp, warp_confidence, warp_upscaled
 from vsr.pipeline.temporal import TemporalSmoother
 from vsr.quality.clip_degrade import ClipDegradation
 from vsr.quality.flicker import FlickerMeter
@@ -34,6 +42,31 @@ from vsr.quality.video import clip_frames
 
 def _u8(t: torch.Tensor) -> np.ndarray:
     return (t[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+class DetailSmoother(TemporalSmoother):
+    """`TemporalSmoother` on the output less the bicubic enlargement of its input: what it holds as
+    the previous output is the previous (blended) detail."""
+
+    def __call__(self, lr: torch.Tensor, restored: torch.Tensor, new_scene: list[bool]) -> torch.Tensor:
+        enlarged = F.interpolate(lr.float(), size=restored.shape[-2:], mode="bicubic", align_corners=False)
+        return (super().__call__(lr, restored - enlarged, new_scene) + enlarged).clamp_(0.0, 1.0)
+
+    def _smooth(self, cur_lr: torch.Tensor, grey: object, cur: torch.Tensor) -> torch.Tensor:
+        # the detail is signed: the shipped step clamps the warped output to [0, 1]; this one does not
+        assert self._lr is not None and self._grey is not None and self._out is not None
+
+        flow = self._motion(grey, self._grey, tuple(cur_lr.shape[-2:]), cur_lr.device)  # type: ignore[arg-type]
+        confidence = warp_confidence(
+            warp(self._lr, flow),
+            cur_lr,
+            inside(flow),
+            tolerance=self.tolerance,
+            noise_floor=self._noise_floor,
+        )
+        warped = warp_upscaled(self._out, flow)
+        weight = F.interpolate(confidence, size=cur.shape[-2:], mode="bilinear", align_corners=False)
+        return blend(cur, warped, weight.mul_(self.strength))
 
 
 def main() -> None:
@@ -46,6 +79,7 @@ def main() -> None:
     parser.add_argument(
         "--preset", default="fine", choices=list(get_args(FlowPreset)), help="DIS preset (vsr.ops.flow)"
     )
+    parser.add_argument("--detail", action="store_true", help="also blend only the model's detail")
     args = parser.parse_args()
     loaded = load_model(args.model)
     scale = loaded.descriptor.scale
@@ -61,11 +95,14 @@ def main() -> None:
     pairs = [
         (s, t) for s in (float(v) for v in args.strengths.split(",")) for t in args.tolerances.split(",")
     ]
-    configs = [None, *pairs]  # None: temporal off
-    meter = FlickerMeter(len(configs))
-    smoothers = [None] + [
+    configs: list[tuple[float, str, str] | None] = [None, *((s, t, "") for s, t in pairs)]  # None: off
+    smoothers: list[TemporalSmoother | None] = [None] + [
         TemporalSmoother(s, tolerance=float(t) / 255.0, preset=args.preset) for s, t in pairs
     ]
+    if args.detail:
+        configs += [(s, t, "detail") for s, t in pairs]
+        smoothers += [DetailSmoother(s, tolerance=float(t) / 255.0, preset=args.preset) for s, t in pairs]
+    meter = FlickerMeter(len(configs))
     psnr = [[] for _ in configs]
     seconds = [0.0] * len(configs)
     for k, (hr, lr, out) in enumerate(zip(hrs, lrs, outs, strict=True)):
@@ -88,6 +125,8 @@ def main() -> None:
     for j, config in enumerate(configs):
         p, f = float(np.mean(psnr[j])), flicker[j].output
         s, t = ("off", "-") if config is None else (f"{config[0]:.2f}", config[1])
+        if config is not None and config[2]:
+            s = f"{config[2]} {s}"
         print(
             f"{s:>8} {t:>9} {p:>8.3f} {p - base_p:>+7.3f} {f:>9.3f} {100 * (f / base_f - 1):>+7.1f}%"
             f" {1000 * seconds[j] / len(hrs):>9.1f}"
