@@ -229,3 +229,37 @@ def test_the_cpu_step_matches_the_torch_step_where_trust_is_partial() -> None:
     share = 1.0 - exact[1][0, 0] / sigma**2  # rough: the new variance falls as the share rises
     left, right = float(share[:, : w // 8].mean()), float(share[:, -w // 8 :].mean())
     assert left > 0.3 and abs(right) < 0.05, (left, right)
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_step_is_the_cpu_step_and_the_pass_cleans_a_moving_texture() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (torch sees none)")
+    cuda = torch.device("cuda", 0)
+    # the step: grid_sample and torch ops on the GPU against the float64 torch ops on the CPU
+    gen = torch.Generator().manual_seed(4)
+    average = _t(texture(40, 56, seed=4))
+    variance = torch.rand(1, 1, 40, 56, generator=gen) * 1e-3
+    flow = torch.randn(1, 2, 40, 56, generator=gen) * 2.0
+    current = warp(average.double(), flow.double()).float() + 0.03 * torch.randn(1, 3, 40, 56, generator=gen)
+    args = dict(sigma=0.03, tolerance=4 / 255, min_variance=1e-4)
+    on_gpu = average_step(average.to(cuda), variance.to(cuda), current.to(cuda), flow.to(cuda), **args)  # type: ignore[arg-type]
+    exact = average_step(average.double(), variance.double(), current.double(), flow.double(), **args)  # type: ignore[arg-type]
+    for a, b in zip(on_gpu, exact, strict=True):
+        assert a.device == cuda and float((a.double().cpu() - b).abs().max()) < 1e-4
+    # the pass, as the Restore stage builds it on a GPU (torch flow, fp16): a texture moving 1 px a
+    # frame, sigma 12, cleaned well below what the per-frame pass leaves
+    truths = [_t(f) for f in translating(10, (96, 128), (1, 0), seed=5)]
+    noise = torch.Generator().manual_seed(1)
+    noisy = [(t + 12 / 255 * torch.randn(t.shape, generator=noise)).clamp(0, 1) for t in truths]
+    model = load_model("denoise-lite")
+    averaged = DenoisePass(model, device=cuda, precision="fp16", sigma=12.0, temporal=True, flow="torch")
+    alone = DenoisePass(model, device=cuda, precision="fp16", sigma=12.0)
+    inner = (..., slice(8, -8), slice(8, -8))
+    with torch.inference_mode():
+        for k, x in enumerate(noisy):
+            a, b = averaged(x.to(cuda), [k == 0]), alone(x.to(cuda), [k == 0])
+    assert averaged.temporal and a.device == cuda
+    err_averaged = float((a.float().cpu() - truths[-1])[inner].pow(2).mean())
+    err_alone = float((b.float().cpu() - truths[-1])[inner].pow(2).mean())
+    assert err_averaged < 0.8 * err_alone, (err_averaged, err_alone)
