@@ -12,7 +12,9 @@ model upscales every version (bf16, as `vsr eval --precision bf16`), scored as `
 clip: Y-PSNR with the scale cut from each border, mean over frames. Tolerances are in levels of
 255; "frames" caps what the past is worth (the noise variance left is at least sigma^2 / (frames +
 1)); downscale is the block size the flow is measured on, preset the DIS preset (`vsr.ops.flow`).
-The defaults' row is what `--denoise auto` runs.
+The defaults' row is what `--denoise auto` runs. ``--map-gains`` multiplies the noise map the
+denoiser is told by each gain (1: as the average computes it), at every setting: whether telling
+it more noise than the average leaves pays (an experiment; the pipeline passes the map as it is).
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
+class _GainedMap(MotionAverage):
+    """`MotionAverage` whose noise map is multiplied by ``gain``."""
+
+    def __init__(self, gain: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.gain = gain
+
+    def __call__(
+        self, frame: torch.Tensor, sigma: float, new_scene: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        average, noise_map = super().__call__(frame, sigma, new_scene)
+        return average, noise_map * self.gain
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default="../shared/data/video/vtest.avi")
@@ -55,6 +71,7 @@ def main() -> None:
     parser.add_argument("--averaged", default="8", help="the most frames the average stands for")
     parser.add_argument("--downscales", default="2", help="block sizes the flow is measured on")
     parser.add_argument("--presets", default="fine-lite", help="DIS presets (vsr.ops.flow)")
+    parser.add_argument("--map-gains", default="1", help="factors on the noise map the denoiser is told")
     args = parser.parse_args()
     cpu = torch.device("cpu")
     models = [load_model(m) for m in args.models.split(",")]
@@ -72,16 +89,18 @@ def main() -> None:
         lrs.append(torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float() / 255.0)
     denoiser = load_model(denoiser_to_load(None))
     settings: list[tuple[str, MotionAverage | None]] = [("off", None), ("per frame", None)]
-    for tol, frames, down, preset in itertools.product(
-        _floats(args.tolerances), _floats(args.averaged), _floats(args.downscales), args.presets.split(",")
+    for tol, frames, down, preset, gain in itertools.product(
+        _floats(args.tolerances),
+        _floats(args.averaged),
+        _floats(args.downscales),
+        args.presets.split(","),
+        _floats(args.map_gains),
     ):
-        average = MotionAverage(
-            tolerance=tol / 255.0,
-            frames=int(frames),
-            downscale=int(down),
-            preset=preset,  # type: ignore[arg-type]
-        )
+        kwargs = dict(tolerance=tol / 255.0, frames=int(frames), downscale=int(down), preset=preset)
+        average = MotionAverage(**kwargs) if gain == 1 else _GainedMap(gain, **kwargs)  # type: ignore[arg-type]
         label = f"tolerance {tol:g}, frames {int(frames)}, downscale {int(down)}, {preset}"
+        if gain != 1:
+            label += f", map x{gain:g}"
         settings.append((label, average))
     inputs: dict[str, list[torch.Tensor]] = {}
     sigma = 0.0
