@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from vsr.backends import BackendOptions, create_backend
 from vsr.models import load_model
 from vsr.ops.flow import FlowPreset
-from vsr.ops.temporal import blend, inside, warp, warp_confidence, warp_upscaled
 from vsr.pipeline.temporal import TemporalSmoother
 from vsr.quality.clip_degrade import ClipDegradation
 from vsr.quality.flicker import FlickerMeter
@@ -46,27 +45,13 @@ def _u8(t: torch.Tensor) -> np.ndarray:
 
 class DetailSmoother(TemporalSmoother):
     """`TemporalSmoother` on the output less the bicubic enlargement of its input: what it holds as
-    the previous output is the previous (blended) detail."""
+    the previous output is the previous (blended) detail, which is signed, so its warp is not clamped."""
+
+    clamp_warped = False
 
     def __call__(self, lr: torch.Tensor, restored: torch.Tensor, new_scene: list[bool]) -> torch.Tensor:
         enlarged = F.interpolate(lr.float(), size=restored.shape[-2:], mode="bicubic", align_corners=False)
         return (super().__call__(lr, restored - enlarged, new_scene) + enlarged).clamp_(0.0, 1.0)
-
-    def _smooth(self, cur_lr: torch.Tensor, grey: object, cur: torch.Tensor) -> torch.Tensor:
-        # the detail is signed: the shipped step clamps the warped output to [0, 1]; this one does not
-        assert self._lr is not None and self._grey is not None and self._out is not None
-
-        flow = self._motion(grey, self._grey, tuple(cur_lr.shape[-2:]), cur_lr.device)  # type: ignore[arg-type]
-        confidence = warp_confidence(
-            warp(self._lr, flow),
-            cur_lr,
-            inside(flow),
-            tolerance=self.tolerance,
-            noise_floor=self._noise_floor,
-        )
-        warped = warp_upscaled(self._out, flow)
-        weight = F.interpolate(confidence, size=cur.shape[-2:], mode="bilinear", align_corners=False)
-        return blend(cur, warped, weight.mul_(self.strength))
 
 
 def main() -> None:

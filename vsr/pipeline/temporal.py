@@ -180,6 +180,8 @@ class TemporalSmoother:
     is, exactly, and nothing of the scene before it is kept.
     """
 
+    clamp_warped = True  # the warped previous output to [0, 1]; a subclass smoothing signed values clears it
+
     def __init__(
         self,
         strength: float,
@@ -227,8 +229,9 @@ class TemporalSmoother:
             tolerance=self.tolerance,
             noise_floor=self._noise_floor,
         )
-        # bicubic overshoots at edges; clamped so that the recursion cannot carry it on
-        warped = warp_upscaled(self._out, flow).clamp_(0.0, 1.0)
+        warped = warp_upscaled(self._out, flow)
+        if self.clamp_warped:  # bicubic overshoots at edges; clamped so that the recursion cannot carry it on
+            warped.clamp_(0.0, 1.0)
         weight = F.interpolate(confidence, size=cur.shape[-2:], mode="bilinear", align_corners=False)
         return blend(cur, warped, weight.mul_(self.strength))
 
