@@ -207,6 +207,19 @@ def test_inference_on_the_cpu_fuses_each_relu_into_its_conv_bit_for_bit(
         with torch.inference_mode():
             plain = net(inputs, sigma)
         assert torch.equal(fused, plain), dtype
+
+    # a build whose oneDNN refuses the op falls back to the plain ops, once and for all
+    def refusing(*args: object) -> torch.Tensor:
+        raise RuntimeError("mkldnn_convolution_pointwise: unsupported on this platform")
+
+    net = _random_ffdnet(depth=depth)
+    monkeypatch.setattr(cpu_conv, "_POINTWISE", None)
+    with torch.inference_mode():
+        plain = net(x, sigma)
+    monkeypatch.setattr(cpu_conv, "_POINTWISE", refusing)
+    with torch.inference_mode():
+        assert torch.equal(net(x, sigma), plain)
+    assert cpu_conv._POINTWISE is None
     # training keeps the plain ops, which have a backward
     monkeypatch.setattr(cpu_conv, "_POINTWISE", counted)
     calls.clear()

@@ -56,18 +56,23 @@ def _hooked(conv: nn.Conv2d) -> bool:
 
 def conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """``relu(conv(x))``, as one oneDNN primitive where that applies (see the module's docstring)."""
+    global _POINTWISE
     if _fusable(conv, x):
         assert _POINTWISE is not None
-        return _POINTWISE(
-            x,
-            conv.weight,
-            conv.bias,
-            list(conv.padding),
-            list(conv.stride),
-            list(conv.dilation),
-            conv.groups,
-            "relu",
-            [],
-            None,
-        )
+        try:
+            return _POINTWISE(
+                x,
+                conv.weight,
+                conv.bias,
+                list(conv.padding),
+                list(conv.stride),
+                list(conv.dilation),
+                conv.groups,
+                "relu",
+                [],
+                None,
+            )
+        except (RuntimeError, NotImplementedError):
+            # a build whose oneDNN cannot run it here (another CPU architecture): the plain ops from now on
+            _POINTWISE = None
     return F.relu(conv(x), inplace=True)
