@@ -247,7 +247,7 @@ def test_memory_stays_flat_over_a_long_clip(shared_data: Path, tmp_path: Path) -
     samples: dict[int, float] = {}
 
     def on_progress(p: Progress) -> None:
-        if p.frames_done in (300, 790):
+        if 260 <= p.frames_done <= 300 or 750 <= p.frames_done <= 790:
             samples[p.frames_done] = _rss_mb()
 
     pipeline = Pipeline(
@@ -259,5 +259,9 @@ def test_memory_stays_flat_over_a_long_clip(shared_data: Path, tmp_path: Path) -
     assert pipeline.run().frames_out == 795
     # allocators and the encoder's lookahead settle during the first few hundred frames (measured:
     # +63 MB from frame 100 to 400, +0.2 MB from 400 to 790); after that, 490 more frames of
-    # 1536x1152 would be ~1.3 GB if anything kept them, while the queues only ever hold a few
-    assert samples[790] - samples[300] < 32, samples
+    # 1536x1152 would be ~1.3 GB if anything kept them, while the queues only ever hold a few.
+    # The least in use over 40 frames at each end: one sample can catch a few frames in flight
+    # (single samples at 300 and 790 moved by -8 to +17 MB between runs on a loaded machine)
+    early = min(v for k, v in samples.items() if k <= 300)
+    late = min(v for k, v in samples.items() if k >= 750)
+    assert len(samples) > 40 and late - early < 32, (early, late)
