@@ -119,8 +119,8 @@ def test_shipped_models_reach_the_issue_targets(name: str) -> None:
 DENOISE_TARGET = 30.9
 DENOISE_SET5_FLOOR = {
     "denoise": 30.42,
-    "denoise-lite": 30.33,
-}  # measured: 30.51 (denoise-ft3), 30.42 (denoise-lite)
+    "denoise-lite": 30.44,
+}  # measured: 30.51 (denoise-ft3), 30.53 (denoise-lite-ft)
 DENOISE_SHORT = "CBSD68 sigma 25 short of the 30.9 dB target (docs/MODELS.md)"
 SHIPPED_DENOISERS = [n for n in SHIPPED if builtin_weights()[n].metadata.get("task") == "denoise"]
 
