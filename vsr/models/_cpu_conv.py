@@ -4,9 +4,9 @@ Eager PyTorch runs ``relu_(conv2d(x))`` as two passes: the convolution writes it
 reads and writes it again. oneDNN can apply the ReLU as the convolution stores each block (a
 "post-op"); PyTorch exposes that as ``torch.ops.mkldnn._convolution_pointwise``, the op inductor
 itself emits for a conv followed by a ReLU on the CPU. The result is the same, bit for bit
-(`tests/test_denoise.py`); for the denoiser's 64-feature convolutions at 88x72 (a 176x144 frame),
-bf16 channels_last on one core, one conv + ReLU takes 0.93 instead of 0.98 ms, and the whole
-denoiser about 4 % less (`tools/bench_denoise_share.py`, docs/BENCHMARKS.md).
+(`tests/test_denoise.py`); denoise-lite in bf16 channels_last on one core takes 12.35 instead of
+12.74 ms for a 176x144 frame and 50.21 instead of 52.07 for 384x288
+(`tools/bench_denoise_share.py --unfused`, docs/BENCHMARKS.md).
 
 Used only where it applies: a CPU tensor, no autograd (the op has no backward), not while
 tracing, exporting or compiling a graph (those see the plain ops, which TensorRT and inductor fuse

@@ -1,11 +1,10 @@
 """`vsr.ops.temporal.average_step` for one float32 frame on the CPU, through OpenCV and numpy.
 
 The step is a handful of warps and some twenty per-pixel operations on one-channel planes. As torch
-ops each is a pass over memory with its own temporaries (at 384x288 the step took 2.7 ms on one
-core, 1.6 of it outside the warps, and more again when the denoiser beside it had evicted the
-caches). Here the bilinear maps are made once for the average and its variance, the source-inside
-mask comes from the same maps, the 5x5 window is OpenCV's box filter, and the arithmetic runs in
-place on preallocated planes (`tools/bench_denoise_share.py --temporal`, docs/BENCHMARKS.md).
+ops each is a pass over memory with its own temporaries. Here the bilinear maps are made once for
+the average and its variance, the source-inside mask comes from the same maps, the 5x5 window is
+OpenCV's box filter, and the arithmetic runs in place: 1.17 against 1.73 ms a step at 384x288,
+0.27 against 0.41 at 176x144, one core (`tools/bench_average_step.py`, docs/BENCHMARKS.md).
 
 The result is the torch step's: the same taps (OpenCV's bilinear remap interpolates at 1/32 pixel,
 so a warped value can differ by 1/64 pixel times the slope there), the same window with its edges
@@ -57,8 +56,7 @@ def average_step_cpu(
     past_variance = variance[0, 0].detach().float().contiguous().numpy()
 
     # the average's planes and its variance as one 4-channel image: OpenCV's bilinear remap of
-    # float32 is vectorised for interleaved channels, so four go for the price of one plane
-    # (0.16 against 0.63 ms at 384x288, one core)
+    # float32 is vectorised for interleaved channels, so four cost about what one plane does
     packed = cv2.merge([*source, past_variance])
     warped_all = cv2.split(
         cv2.remap(packed, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(
