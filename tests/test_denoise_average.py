@@ -225,6 +225,12 @@ def test_the_cpu_step_matches_the_torch_step_where_trust_is_partial() -> None:
     for a, b in zip(fast, exact, strict=True):
         assert a.shape == b.shape and a.dtype == torch.float32
         assert float((a.double() - b).abs().max()) < 2e-3
+    for a_flow in (flow, flow.double()):  # a flow of another size: the same error on both paths
+        with pytest.raises(ValueError, match=r"flow \(1, 2, 24, 48\) does not fit image \(1, 3, 48, 96\)"):
+            image = average if a_flow.dtype == torch.float32 else average.double()
+            average_step(
+                image, variance.to(image.dtype), current.to(image.dtype), a_flow[..., :24, :48], **args
+            )  # type: ignore[arg-type]
     # the warped average's share went from most on the left to none on the right
     share = 1.0 - exact[1][0, 0] / sigma**2  # rough: the new variance falls as the share rises
     left, right = float(share[:, : w // 8].mean()), float(share[:, -w // 8 :].mean())

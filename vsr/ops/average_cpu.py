@@ -46,6 +46,8 @@ def average_step_cpu(
 ) -> tuple[Tensor, Tensor]:
     """`vsr.ops.temporal.average_step` for ``1 x C x H x W`` float32 CPU tensors (see there)."""
     _, channels, height, width = average.shape
+    if tuple(flow.shape) != (1, 2, height, width):
+        raise ValueError(f"flow {tuple(flow.shape)} does not fit image {tuple(average.shape)}")
     map_x, map_y = _maps(flow[0].detach().float().contiguous().numpy())
     # 1 where the source lies inside the frame, 0 elsewhere
     inside = cv2.bitwise_and(cv2.inRange(map_x, 0.0, width - 1.0), cv2.inRange(map_y, 0.0, height - 1.0))
