@@ -10,8 +10,9 @@ itself emits for a conv followed by a ReLU on the CPU. The result is the same, b
 
 Used only where it applies: a CPU tensor, no autograd (the op has no backward), not while
 tracing, exporting or compiling a graph (those see the plain ops, which TensorRT and inductor fuse
-themselves), no forward hooks (a FLOP counter's, a profiler's: they expect the conv called), a plain 3x3-style ``nn.Conv2d`` (zero padding mode, groups 1), and a PyTorch build
-that has the op. Everywhere else it is the two plain ops.
+themselves), no forward hooks (a FLOP counter's, a profiler's: they expect the conv called), an
+``nn.Conv2d`` with zero padding of explicit size and groups 1, and a PyTorch build that has the op
+and can run it. Everywhere else it is the two plain ops.
 """
 
 from __future__ import annotations

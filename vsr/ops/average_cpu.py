@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = ["average_step_cpu"]
 
 # E|x| for x ~ N(0, v) is sqrt(v) * sqrt(2 / pi)
-_STD_TO_MEAN_ABS = math.sqrt(2.0 / math.pi)
+STD_TO_MEAN_ABS = math.sqrt(2.0 / math.pi)
 
 
 def _maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +81,7 @@ def average_step_cpu(
     total = past + noise
     # the mismatch beyond what noise alone makes, in units of the tolerance, then the trust
     excess = cv2.sqrt(total)
-    excess *= -_STD_TO_MEAN_ABS
+    excess *= -STD_TO_MEAN_ABS
     excess += err
     np.maximum(excess, 0.0, out=excess)
     excess *= 1.0 / tolerance

@@ -16,7 +16,6 @@ channel 0 is dx, channel 1 is dy.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vsr.ops.average_cpu import average_step_cpu
+from vsr.ops.average_cpu import STD_TO_MEAN_ABS, average_step_cpu
 
 __all__ = [
     "average_step",
@@ -191,10 +190,6 @@ def blend(current: Tensor, warped: Tensor, weight: Tensor) -> Tensor:
     return torch.lerp(current, warped, weight.to(current.dtype))
 
 
-# E|x| for x ~ N(0, v) is sqrt(v) * sqrt(2 / pi)
-_STD_TO_MEAN_ABS = math.sqrt(2.0 / math.pi)
-
-
 def average_step(
     average: Tensor,
     variance: Tensor,
@@ -251,7 +246,7 @@ def average_step_torch(
     noise = sigma * sigma
     err = _box_mean((warped - current).abs_().mean(dim=1, keepdim=True), 5)
     # the mismatch beyond what noise alone makes, in units of the tolerance, then the trust
-    excess = (warped_var + noise).sqrt_().mul_(-_STD_TO_MEAN_ABS).add_(err).clamp_(min=0.0).div_(tolerance)
+    excess = (warped_var + noise).sqrt_().mul_(-STD_TO_MEAN_ABS).add_(err).clamp_(min=0.0).div_(tolerance)
     trust = excess.square_().neg_().exp_().mul_(inside(flow))
     weight = trust.mul_(noise).div_(warped_var + noise)  # the warped average's share
     mixed = torch.lerp(current, warped, weight)
