@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vsr.cli import app
+from vsr.cli.errors import _stdout_reader_gone
 
 from clips import write_clip
 
@@ -155,3 +156,44 @@ def test_sigterm_stops_cleanly_keeps_a_playable_partial_file_and_exits_130(
     with av.open(str(partial)) as c:
         kept = [f.pts for f in c.decode(video=0)]
     assert len(kept) > 0 and kept == sorted(kept)
+
+
+def test_a_closed_stdout_pipe_stops_quietly_with_the_sigpipe_code(clip: Path) -> None:
+    # `vsr probe clip.mp4 | head -1`: the reader has gone before the command writes
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsr", "probe", str(clip)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""  # no "internal error", no "Exception ignored ... BrokenPipeError"
+
+
+def test_a_broken_pipe_elsewhere_is_still_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, clip: Path
+) -> None:
+    # a socket's EPIPE (PyAV raises av.error.BrokenPipeError when an RTSP server hangs up) is a failure
+    def hang_up(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys.modules["vsr.cli.probe"], "probe_media", hang_up)  # the module, not the command
+    code, err = _invoke("probe", str(clip))
+    assert code == 1
+    assert "internal error (BrokenPipeError" in _one_line_error(err)
+    # and the check itself: a pipe whose reader is open is not "gone"
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(write_end, "w", closefd=False) as stdout:
+            monkeypatch.setattr(sys, "stdout", stdout)
+            assert not _stdout_reader_gone()
+            os.close(read_end)
+            read_end = -1
+            assert _stdout_reader_gone()
+    finally:
+        os.close(write_end)
+        if read_end >= 0:
+            os.close(read_end)
