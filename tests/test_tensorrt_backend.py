@@ -344,3 +344,42 @@ def test_the_run_path_makes_the_documented_calls_in_order(
             builder="tensorrt-rtx",
             engine_dir=rtx_engine.parent,
         )
+
+
+def test_the_stand_in_uses_only_what_the_real_bindings_have() -> None:
+    # the call-order test above runs the backend against _FakeRtx: every method, property and enum
+    # member that stand-in offers must exist in the installed tensorrt_rtx, or that test proves nothing
+    trt = pytest.importorskip(
+        "tensorrt_rtx", reason="tensorrt-rtx is not installed: pip install tensorrt-rtx"
+    )
+    fake = _FakeRtx("0")
+    runtime = fake.Runtime(None)
+    engine = runtime.deserialize_cuda_engine(b"")
+    config = engine.create_runtime_config()
+    stand_ins = {
+        trt.Runtime: type(runtime),
+        trt.ICudaEngine: type(engine),
+        trt.IRuntimeConfig: config,
+        trt.IRuntimeCache: config.create_runtime_cache,
+        trt.IExecutionContext: type(engine.create_execution_context(config)),
+    }
+    missing = [
+        f"{real.__name__}.{name}"
+        for real, stand_in in stand_ins.items()
+        for name in vars(stand_in)
+        if not name.startswith("_") and not hasattr(real, name)
+    ]
+    enums = {
+        "TensorIOMode": vars(fake.TensorIOMode),
+        "DataType": vars(fake.DataType),
+        "EngineValidity": vars(fake.EngineValidity),
+        "EngineInvalidityDiagnostics": fake.EngineInvalidityDiagnostics.__members__,
+        "ComputeCapability": fake.ComputeCapability.__members__,
+        "ILogger.Severity": vars(fake.ILogger.Severity),
+    }
+    for path, members in enums.items():
+        real_enum = trt
+        for part in path.split("."):
+            real_enum = getattr(real_enum, part)
+        missing += [f"{path}.{name}" for name in members if not hasattr(real_enum, name)]
+    assert missing == []
