@@ -67,3 +67,24 @@ def test_shared_clip_keeps_every_frame_time_audio_packet_and_colour(
     if matrix != 2:  # tagged input keeps its matrix; untagged input is tagged with what was used
         assert out_tags[0] == matrix
     assert out_tags[1] == (rng if rng else 1) or (pix_fmt.startswith("yuvj") and out_tags[1] == 2)
+
+
+def _end(path: Path) -> Fraction:
+    """Where the video ends: the latest frame's pts plus its packet's duration, in seconds."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        ends = [(p.pts + p.duration) * p.time_base for p in c.demux(stream) if p.size and p.pts is not None]
+    return max(ends)
+
+
+@pytest.mark.parametrize(("name", "end"), [("vfr_slow_motion.mp4", None), ("foreman_cif.264", Fraction(12))])
+def test_the_last_frame_keeps_its_duration(
+    shared_data: Path, tmp_path: Path, name: str, end: Fraction | None
+) -> None:
+    # the encoders pass no frame duration on, so the muxer used to guess the last frame's from the
+    # frames before it: the VFR clip's 33 ms last frame lasted 75 ms in Matroska
+    src = shared_data / "video" / name
+    out = tmp_path / "out.mkv"
+    vsr.upscale(src, out, model="bicubic", scale=2, preset="ultrafast")
+    expected = _end(src) if end is None else end
+    assert abs(float(_end(out) - expected)) <= 0.001, (float(_end(out)), float(expected))

@@ -78,6 +78,10 @@ class Frame:
     planes: tuple[np.ndarray, ...]
     color: ColorDescription
     key_frame: bool = False
+    # How long the frame is shown, in ``time_base`` (the decoder's, from the input packet); 0 when
+    # unknown. The muxer gives it to the encoded packet: it is the last frame's, and so the
+    # file's, end, which no later pts tells.
+    duration: int = 0
     # Wall-clock stamp (time.monotonic()) taken when the Source produced the frame; live sources
     # use it for latency accounting.
     produced_at: float = 0.0

@@ -75,6 +75,9 @@ class VideoMuxer:
         self._bsfs: dict[int, BitStreamFilterContext] = {}
         self._options, self._threads = encoder_options(spec), spec.threads
         self._chunked: ChunkedEncoder | None = None
+        # frame durations in the output time base by pts, until the frame's packet comes out of
+        # the encoder (encoders pass no duration through; at most their delay's worth waits here)
+        self._durations: dict[int, int] = {}
         instances = spec.encoder_instances if chunked else 1
         if spec.encoder_instances > 1 and not chunked:
             self.note(f"{kind.ext} outputs are encoded by one encoder; --encoders is for files")
@@ -213,7 +216,7 @@ class VideoMuxer:
 
     def _mux_chunked(self, packets: list[av.Packet]) -> None:
         try:
-            self.container.mux(packets)
+            self.container.mux(self._with_durations(packets))
         except av.FFmpegError as error:
             raise self._on_write_error(error, "muxing encoded chunks", self.frames_written) from None
 
@@ -235,6 +238,9 @@ class VideoMuxer:
             )
         video_frame = self._video_frame(frame)
         video_frame.pts = pts
+        if frame.duration > 0:
+            duration = Fraction(frame.duration) * frame.time_base / self.spec.time_base
+            self._durations[pts] = max(1, round(duration))
         video_frame.time_base = spec.time_base
         color = spec.tagged_color
         video_frame.colorspace = int(color.matrix)
@@ -246,7 +252,7 @@ class VideoMuxer:
             self._chunked.encode(video_frame, frame.index)
         else:
             try:
-                self.container.mux(self._video.encode(video_frame))
+                self.container.mux(self._with_durations(self._video.encode(video_frame)))
             except av.FFmpegError as error:
                 raise self._on_write_error(
                     error, f"encoding frame {frame.index}", self.frames_written
@@ -286,6 +292,22 @@ class VideoMuxer:
             raise self._on_write_error(
                 error, f"copying a packet of stream #{out.index}", self.frames_written
             ) from None
+
+    def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """``packets`` from the encoder, each given its frame's duration (in the packet's time base)."""
+        for packet in packets:
+            if packet.pts is None or packet.duration:
+                continue
+            time_base = Fraction(packet.time_base) if packet.time_base else self.spec.time_base
+            if time_base == self.spec.time_base:
+                duration = self._durations.pop(packet.pts, 0)
+            else:
+                pts = Fraction(packet.pts) * time_base / self.spec.time_base
+                duration = self._durations.pop(round(pts), 0)
+                duration = round(Fraction(duration) * self.spec.time_base / time_base)
+            if duration > 0:
+                packet.duration = duration
+        return packets
 
     def output_pts(self, frame: Frame) -> int:
         """``frame``'s pts in the output's time base (rounded, with a note, if it must be)."""
@@ -341,7 +363,7 @@ class VideoMuxer:
             if self._chunked is not None:
                 self._chunked.finish()
             else:
-                self.container.mux(self._video.encode(None))
+                self.container.mux(self._with_durations(self._video.encode(None)))
             self.container.close()
         except OutputError:
             self.close_quietly()  # a chunk failed: what was muxed before it stays playable
@@ -357,7 +379,7 @@ class VideoMuxer:
             self.frames_written = self._chunked.frames_muxed  # from here on: what the file holds
         else:
             try:
-                self.container.mux(self._video.encode(None))
+                self.container.mux(self._with_durations(self._video.encode(None)))
             except (av.FFmpegError, ValueError) as error:
                 log.warning("flushing the encoder after a failure failed too: %s", ffmpeg_reason(error))
         self.close_quietly()

@@ -332,10 +332,21 @@ class FileSource:
             planes=plane_views(frame, self._layout),
             color=self._color,
             key_frame=bool(key),
+            duration=self._duration_of(frame),
             produced_at=time.monotonic(),
         )
         self._frames_out += 1
         return out
+
+    def _duration_of(self, frame: av.VideoFrame) -> int:
+        """``frame``'s duration in the Frame's time base, or 0 when the decoder does not know it."""
+        if self._info.timestamps_synthesized:
+            return 1  # one tick of 1/rate, as the synthesized pts step
+        duration = frame.duration
+        if not duration or duration < 0 or frame.time_base is None:
+            return 0
+        exact = Fraction(duration) * Fraction(frame.time_base) / self._time_base
+        return int(exact) if exact.denominator == 1 else 0
 
     def _note(self, text: str) -> None:
         self._runtime_notes.append(text)
