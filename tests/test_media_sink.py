@@ -453,3 +453,32 @@ def test_write_failure_is_an_output_error(tmp_path: Path) -> None:
     assert message.startswith(f"writing {tmp_path / 'out.partial.ts'} failed while encoding frame ")
     assert "File too large" in message
     assert kept == str(tmp_path / "out.partial.ts")
+
+
+def test_encoded_packets_get_their_frames_durations_and_unclaimed_ones_do_not_pile_up() -> None:
+    from types import SimpleNamespace
+
+    import vsr.media.muxer as muxer_module
+
+    muxer = muxer_module.VideoMuxer.__new__(muxer_module.VideoMuxer)
+    muxer.spec = SimpleNamespace(time_base=Fraction(1, 90000))
+    muxer._durations = {0: 29280, 29280: 3000, 32280: 3000}
+
+    def packet(pts: int, time_base: Fraction, duration: int = 0) -> av.Packet:
+        p = av.Packet(b"x")
+        p.pts, p.time_base, p.duration = pts, time_base, duration
+        return p
+
+    # B-frame order; the last packet in the encoder's own time base, 1/30000
+    out = muxer._with_durations(
+        [
+            packet(0, Fraction(1, 90000)),
+            packet(32280, Fraction(1, 90000), duration=7),
+            packet(9760, Fraction(1, 30000)),
+        ]
+    )
+    assert [p.duration for p in out] == [29280, 7, 1000]  # an encoder's own duration is kept
+    assert muxer._durations == {}  # each claimed once, the kept one too
+    muxer._durations = {pts: 1 for pts in range(600)}  # frames an encoder dropped
+    muxer._with_durations([packet(1000, Fraction(1, 90000))])
+    assert sorted(muxer._durations) == list(range(344, 600))

@@ -39,6 +39,10 @@ _KEPT_TAGS = ("language", "title", "handler_name")
 WriteFailure = Callable[[BaseException, str, int], OutputError]
 
 
+# frame durations waiting for their packets: far more than any encoder's delay
+_MAX_WAITING_DURATIONS = 512
+
+
 class VideoMuxer:
     """The video stream and the copied streams of one open output container.
 
@@ -296,17 +300,16 @@ class VideoMuxer:
     def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
         """``packets`` from the encoder, each given its frame's duration (in the packet's time base)."""
         for packet in packets:
-            if packet.pts is None or packet.duration:
+            if packet.pts is None:
                 continue
             time_base = Fraction(packet.time_base) if packet.time_base else self.spec.time_base
-            if time_base == self.spec.time_base:
-                duration = self._durations.pop(packet.pts, 0)
-            else:
-                pts = Fraction(packet.pts) * time_base / self.spec.time_base
-                duration = self._durations.pop(round(pts), 0)
-                duration = round(Fraction(duration) * self.spec.time_base / time_base)
-            if duration > 0:
-                packet.duration = duration
+            exact = Fraction(packet.pts) * time_base / self.spec.time_base
+            duration = self._durations.pop(round(exact), 0)
+            if duration > 0 and not packet.duration:
+                packet.duration = round(Fraction(duration) * self.spec.time_base / time_base)
+        if len(self._durations) > _MAX_WAITING_DURATIONS:  # frames an encoder dropped: never claimed
+            for pts in sorted(self._durations)[: -_MAX_WAITING_DURATIONS // 2]:
+                del self._durations[pts]
         return packets
 
     def output_pts(self, frame: Frame) -> int:
