@@ -53,9 +53,8 @@ def _realesrgan_worker(clip: str, checkpoint: str, out: str) -> None:
     import torch
     import torchvision.transforms.functional as tv_functional
 
-    sys.modules.setdefault(
-        "torchvision.transforms.functional_tensor", tv_functional
-    )  # basicsr 1.4.2 on torchvision >= 0.17
+    # basicsr 1.4.2 imports a module that torchvision 0.17 removed: the usual alias
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", tv_functional)
     from realesrgan import RealESRGANer
     from realesrgan.archs.srvgg_arch import SRVGGNetCompact
 
