@@ -482,3 +482,18 @@ def test_encoded_packets_get_their_frames_durations_and_unclaimed_ones_do_not_pi
     muxer._durations = {pts: 1 for pts in range(600)}  # frames an encoder dropped
     muxer._with_durations([packet(1000, Fraction(1, 90000))])
     assert sorted(muxer._durations) == list(range(344, 600))
+
+
+def test_segments_rescale_each_frames_duration_with_its_pts(tmp_path: Path) -> None:
+    from vsr.media.segments import SegmentSink
+
+    # frames in 1/25 with a duration of one tick, written into a 1/1000 output: the last one ends
+    # at 0.4 s, not 1 ms after it starts
+    sink = SegmentSink(tmp_path / "out.mkv", _spec(time_base=Fraction(1, 1000)), 60.0)
+    for i in range(10):
+        sink.write_frame(replace(_frame(i), duration=1))
+    last = sink.close()
+    with av.open(str(last)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+    end = max(packets, key=lambda p: p.pts)
+    assert len(packets) == 10 and (end.pts + end.duration) * end.time_base == Fraction(2, 5)

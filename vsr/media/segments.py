@@ -84,7 +84,9 @@ class SegmentSink(SinkBase):
         if self._current is None:
             self._current = FileSink(self._next_name(), self.spec)
             self._start_pts = pts
-        self._current.write_frame(replace(frame, pts=pts - self._start_pts, time_base=self.spec.time_base))
+        duration = round(Fraction(frame.duration) * frame.time_base / self.spec.time_base)
+        rebased = replace(frame, pts=pts - self._start_pts, time_base=self.spec.time_base, duration=duration)
+        self._current.write_frame(rebased)
         self.frames_written += 1
 
     def write_packet(self, packet: object) -> None:
