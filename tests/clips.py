@@ -118,8 +118,14 @@ def write_clip(
     attachment: bool = False,
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+    video_tags: dict[str, str] | None = None,
+    chapters: Sequence[tuple[int, int, str]] = (),
 ) -> Path:
-    """Write a clip; ``color`` is (matrix, range, primaries, transfer) in FFmpeg's numbering."""
+    """Write a clip; ``color`` is (matrix, range, primaries, transfer) in FFmpeg's numbering.
+
+    ``metadata``: the container's tags; ``video_tags``: the video stream's; ``chapters``: (start
+    ms, end ms, title) each."""
     pts = list(range(frames)) if pts is None else list(pts)
     output = av.open(str(path), "w", format=_FORMATS[path.suffix], container_options=container_options or {})
     opts = {"preset": "ultrafast", "bframes": "0"} if codec.startswith("libx26") else {}
@@ -131,6 +137,23 @@ def write_clip(
         ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = color
     if rotation:
         video.set_display_rotation(rotation)
+    for key, value in (metadata or {}).items():
+        output.metadata[key] = value
+    for key, value in (video_tags or {}).items():
+        video.metadata[key] = value
+    if chapters:
+        output.set_chapters(
+            [
+                {
+                    "id": n,
+                    "start": start,
+                    "end": end,
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": title},
+                }
+                for n, (start, end, title) in enumerate(chapters, start=1)
+            ]
+        )
     sound = output.add_stream("aac", rate=48000) if audio else None
     subs = []
     for codec_name in subtitles:

@@ -62,6 +62,7 @@ class OutputContainerKind:
     tick: Fraction | None = None
     rotation: bool = True  # can store a display matrix
     attachments: bool = False
+    chapters: bool = False  # can store the input's chapters
     # a playlist of segment files (HLS) rather than one file: written by HlsSink, not FileSink
     playlist: bool = False
 
@@ -74,9 +75,11 @@ _RTP_CODECS = frozenset(
 )
 
 CONTAINERS: dict[str, OutputContainerKind] = {
-    ".mp4": OutputContainerKind(".mp4", "mp4", _FRAGMENTED),
-    ".mov": OutputContainerKind(".mov", "mov", _FRAGMENTED),
-    ".mkv": OutputContainerKind(".mkv", "matroska", _MATROSKA, tick=Fraction(1, 1000), attachments=True),
+    ".mp4": OutputContainerKind(".mp4", "mp4", _FRAGMENTED, chapters=True),
+    ".mov": OutputContainerKind(".mov", "mov", _FRAGMENTED, chapters=True),
+    ".mkv": OutputContainerKind(
+        ".mkv", "matroska", _MATROSKA, tick=Fraction(1, 1000), attachments=True, chapters=True
+    ),
     ".ts": OutputContainerKind(".ts", "mpegts", _FLUSH, tick=Fraction(1, 90000), rotation=False),
     ".m3u8": OutputContainerKind(".m3u8", "hls", tick=Fraction(1, 90000), rotation=False, playlist=True),
 }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from vsr.media.color import ColorDescription
+from vsr.media.tags import FileTags
 
 __all__ = ["VideoInfo", "color_of", "duration_of", "frame_count_of"]
 
@@ -45,6 +46,7 @@ class VideoInfo:
     timestamps_synthesized: bool
     stream_index: int
     notes: tuple[str, ...] = ()
+    tags: FileTags = field(default_factory=FileTags)  # container metadata, chapters, stream tags
 
     @property
     def start_time(self) -> float:

@@ -26,13 +26,13 @@ from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.frame import Frame, pixel_layout
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.planes import copy_planes_into
+from vsr.media.tags import stream_tags, write_file_tags
 
 __all__ = ["VideoMuxer", "WriteFailure"]
 
 log = logging.getLogger(__name__)
 
 # Stream tags worth keeping on copied streams (the muxer writes its own statistics tags).
-_KEPT_TAGS = ("language", "title", "handler_name")
 
 # How a write error becomes the one-line error of this output: (error, what was being done,
 # frames written so far) -> the exception to raise.
@@ -89,6 +89,11 @@ class VideoMuxer:
             self._options, self._threads = chunked_settings(spec, self._options)
         self._video = self._add_video()
         self._streams = self._add_passthrough(passthrough)
+        write_file_tags(container, self._video, spec.tags, chapters=kind.chapters)
+        if spec.tags.chapters and not kind.chapters:
+            self.note(
+                f"{kind.ext} cannot store chapters; the input's {len(spec.tags.chapters)} are not copied"
+            )
         extradata = self._probe_instances(instances) if instances > 1 else None
         self._open_encoder()
         if extradata is not None:
@@ -127,9 +132,8 @@ class VideoMuxer:
                 )
                 continue
             out = self.container.add_stream_from_template(source)
-            for key in _KEPT_TAGS:
-                if key in source.metadata:
-                    out.metadata[key] = source.metadata[key]
+            for key, value in stream_tags(source):
+                out.metadata[key] = value
             out.disposition = source.disposition
             mapping[source.index] = out
             if self._needs_adts_conversion(source):

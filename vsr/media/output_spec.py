@@ -13,6 +13,7 @@ from vsr.media.encoders import choose_output_pix_fmt, encoder_options
 from vsr.media.formats import format_traits
 from vsr.media.frame import PIXEL_FORMATS, pixel_layout
 from vsr.media.info import VideoInfo
+from vsr.media.tags import FileTags
 
 __all__ = ["VideoOutputSpec", "spec_for_input"]
 
@@ -43,6 +44,7 @@ class VideoOutputSpec:
     threads: int = 0
     options: Mapping[str, str] = field(default_factory=dict)
     encoder_instances: int = 1
+    tags: FileTags = field(default_factory=FileTags)  # container metadata, chapters, video tags
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -83,7 +85,7 @@ def spec_for_input(
     options: Mapping[str, str] | None = None,
     encoder_instances: int = 1,
 ) -> tuple[VideoOutputSpec, str | None]:
-    """The spec that keeps everything of ``info`` but the size: timing, colour, rotation, SAR.
+    """The spec that keeps everything of ``info`` but the size: timing, colour, rotation, SAR, tags.
 
     Returns the spec and the pixel-format note of `choose_output_pix_fmt` (None if nothing is
     lost). Untagged colour is resolved the way players guess it and then tagged explicitly.
@@ -107,5 +109,6 @@ def spec_for_input(
         threads=threads,
         options=dict(options or {}),
         encoder_instances=encoder_instances,
+        tags=info.tags,
     )
     return spec, note

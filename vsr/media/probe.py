@@ -12,6 +12,9 @@ import av.stream
 from vsr.media.info import VideoInfo
 from vsr.media.input_file import codec_name
 from vsr.media.source import FileSource
+from vsr.media.tags import Chapter, chapter_track_of
+
+_CHAPTERS_SHOWN = 5
 
 __all__ = ["MediaInfo", "StreamInfo", "probe"]
 
@@ -84,8 +87,23 @@ class MediaInfo:
         if extras:
             lines.append(f"geometry:  {', '.join(extras)}")
         lines += [f"stream:    {s.describe()}" for s in self.streams]
+        if v.tags.metadata:
+            lines.append(f"tags:      {', '.join(key for key, _ in v.tags.metadata)}")
+        if v.tags.chapters:
+            shown = [_chapter_label(c) for c in v.tags.chapters[:_CHAPTERS_SHOWN]]
+            more = len(v.tags.chapters) - len(shown)
+            lines.append(
+                f"chapters:  {len(v.tags.chapters)}: {', '.join(shown)}"
+                + (f", ... ({more} more)" if more else "")
+            )
         lines += [f"note:      {n}" for n in v.notes]
         return lines
+
+
+def _chapter_label(chapter: Chapter) -> str:
+    title = dict(chapter.metadata).get("title")
+    start = f"{float(chapter.start * chapter.time_base):.3f} s"
+    return f'{start} "{title}"' if title else start
 
 
 def _details(stream: av.stream.Stream) -> str:
@@ -103,7 +121,7 @@ def _details(stream: av.stream.Stream) -> str:
     return ""
 
 
-def _stream_info(stream: av.stream.Stream) -> StreamInfo:
+def _stream_info(stream: av.stream.Stream, chapter_track: av.stream.Stream | None) -> StreamInfo:
     duration = None
     if stream.duration and stream.time_base:
         duration = float(stream.duration * Fraction(stream.time_base))
@@ -115,7 +133,7 @@ def _stream_info(stream: av.stream.Stream) -> StreamInfo:
         language=stream.metadata.get("language"),
         title=stream.metadata.get("title"),
         default=bool(stream.disposition & av.stream.Disposition.default),
-        details=_details(stream),
+        details="chapter titles" if stream is chapter_track else _details(stream),
         bit_rate=(context.bit_rate or None) if context is not None else None,
         duration=duration,
     )
@@ -128,7 +146,7 @@ def probe(path: str | Path) -> MediaInfo:
         container = source.container
         return MediaInfo(
             video=source.info,
-            streams=tuple(_stream_info(s) for s in container.streams),
+            streams=tuple(_stream_info(s, chapter_track_of(container)) for s in container.streams),
             size_bytes=Path(path).stat().st_size,
             bit_rate=container.bit_rate or None,
         )

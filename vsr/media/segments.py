@@ -27,6 +27,7 @@ from vsr.media.frame import Frame
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink import FileSink
 from vsr.media.sink_base import SinkBase
+from vsr.media.tags import without_chapters
 
 __all__ = ["SegmentSink", "parse_duration"]
 
@@ -54,13 +55,18 @@ class SegmentSink(SinkBase):
 
     def __init__(self, path: str | Path, spec: VideoOutputSpec, duration_s: float) -> None:
         self.path = Path(path)
+        self.notes: list[str] = []
+        if spec.tags.chapters:  # their times are the whole input's, not a segment's
+            self.notes.append(
+                f"segments do not carry chapters; the input's {len(spec.tags.chapters)} are not copied"
+            )
+            spec = replace(spec, tags=without_chapters(spec.tags))
         self.spec = spec
         self.duration_s = duration_s
         # the decimal the user wrote (0.2 s), not the binary float nearest to it (a hair over 0.2 s,
         # which would keep a frame at exactly 0.2 s in the segment before)
         self._ticks = Fraction(str(duration_s)) / spec.time_base
         self.segments: list[Path] = []  # finished segments, in order
-        self.notes: list[str] = []
         self.frames_written = 0
         self._current: FileSink | None = None
         self._start_pts = 0

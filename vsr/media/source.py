@@ -30,6 +30,7 @@ from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
 from vsr.media.info import VideoInfo, color_of, duration_of, frame_count_of
 from vsr.media.input_file import codec_name, describe_streams, open_input
 from vsr.media.planes import plane_views
+from vsr.media.tags import chapter_track_of, read_file_tags
 from vsr.media.timestamps import PtsClock
 
 __all__ = ["DeinterlaceMode", "FileSource", "VideoInfo"]
@@ -172,8 +173,9 @@ class FileSource:
 
     def _select_passthrough(self, notes: list[str]) -> tuple[av.stream.Stream, ...]:
         chosen = []
+        chapter_track = chapter_track_of(self._container)
         for stream in self._container.streams:
-            if stream is self._video:
+            if stream is self._video or stream is chapter_track:  # chapters travel as chapters
                 continue
             label = f"{stream.type} stream #{stream.index} ({codec_name(stream)}) is not copied"
             if stream.type == "video":
@@ -250,6 +252,7 @@ class FileSource:
             timestamps_synthesized=synthesize,
             stream_index=video.index,
             notes=tuple(notes),
+            tags=read_file_tags(self._container, video),
         )
 
     def _corrupt(self, error: BaseException) -> InputError:

@@ -1,0 +1,149 @@
+"""The input's container tags, video stream tags and chapters reach the output, as FFmpeg copies them."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+import vsr
+from vsr.media import FileSource, spec_for_input
+from vsr.media.probe import probe
+from vsr.media.segments import SegmentSink
+
+from clips import write_clip
+
+METADATA = {
+    "title": "Holiday",
+    "artist": "Someone",
+    "comment": "by the sea",
+    "creation_time": "2019-07-01T10:00:00.000000Z",
+}
+CHAPTERS = [(0, 200, "Beach"), (200, 480, "Dinner")]  # ms; the clip lasts 0.48 s
+RUN = {"model": "bicubic", "scale": 2, "preset": "ultrafast"}
+
+
+def _tagged(folder: Path, ext: str) -> Path:
+    return write_clip(
+        folder / f"tagged{ext}",
+        audio=True,
+        metadata=METADATA,
+        video_tags={"language": "fra", "title": "camera 1"},
+        chapters=CHAPTERS,
+    )
+
+
+def _read(
+    path: Path,
+) -> tuple[dict[str, str], dict[str, str], list[tuple[Fraction, Fraction, str]], list[str]]:
+    """Container tags (keys in lower case), video stream tags, chapters in seconds, stream types."""
+    with av.open(str(path)) as c:
+        chapters = [
+            (ch["start"] * ch["time_base"], ch["end"] * ch["time_base"], ch["metadata"].get("title", ""))
+            for ch in c.chapters()
+        ]
+        tags = {k.lower(): v for k, v in c.metadata.items()}
+        video = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        if "name" in video:  # MP4/MOV read a track's title back as "name"
+            video["title"] = video.pop("name")
+        return tags, video, chapters, [s.type for s in c.streams]
+
+
+EXPECTED_CHAPTERS = [(Fraction(s, 1000), Fraction(e, 1000), t) for s, e, t in CHAPTERS]
+
+
+@pytest.mark.parametrize(("src_ext", "out_ext"), [(".mp4", ".mkv"), (".mkv", ".mp4"), (".mkv", ".mov")])
+def test_container_tags_video_tags_and_chapters_reach_the_output(
+    tmp_path: Path, src_ext: str, out_ext: str
+) -> None:
+    src = _tagged(tmp_path, src_ext)
+    out = tmp_path / f"out{out_ext}"
+    vsr.upscale(src, out, **RUN)
+    tags, video, chapters, _ = _read(out)
+    for key, value in METADATA.items():
+        assert tags[key] == value, key
+    assert video["title"] == "camera 1"
+    if out_ext != ".mkv":  # Matroska keeps a track's language in its header, not as a tag
+        assert video["language"] == "fra"
+    assert chapters == EXPECTED_CHAPTERS
+    # the muxer's own tags are its own: no MP4 brands in Matroska, this FFmpeg as the encoder
+    assert "major_brand" not in tags or tags["major_brand"] != "isom"
+    assert tags["encoder"].startswith("Lavf") and tags["encoder"] != "Lavf58.0.0"
+
+
+def test_an_mp4s_chapter_track_is_not_reported_or_doubled(tmp_path: Path) -> None:
+    # an MP4 keeps its chapters twice: as chapters, and as a text track FFmpeg lists as a data
+    # stream; the output gets the chapters once and makes its own track, with no "not copied" note
+    src = _tagged(tmp_path, ".mp4")
+    assert _read(src)[3] == ["video", "audio", "data"]
+    once = tmp_path / "once.mp4"
+    summary = vsr.upscale(src, once, **RUN)
+    assert not [n for n in summary.notes if "data stream" in n]
+    twice = tmp_path / "twice.mp4"
+    vsr.upscale(once, twice, **RUN)
+    _, _, chapters, types = _read(twice)
+    assert chapters == EXPECTED_CHAPTERS
+    assert types == ["video", "audio", "data"]
+
+
+def test_a_container_without_chapters_says_they_are_dropped(tmp_path: Path) -> None:
+    src = _tagged(tmp_path, ".mkv")
+    summary = vsr.upscale(src, tmp_path / "out.ts", **RUN)
+    assert ".ts cannot store chapters; the input's 2 are not copied" in summary.notes
+    assert _read(tmp_path / "out.ts")[2] == []
+
+
+def test_segments_keep_the_tags_but_not_the_whole_inputs_chapters(tmp_path: Path) -> None:
+    src = _tagged(tmp_path, ".mkv")
+    with FileSource(src) as source:
+        spec, _ = spec_for_input(source.info, preset="ultrafast")
+        sink = SegmentSink(tmp_path / "rec.mkv", spec, 0.2)
+        frames = [item for item in source.items() if not isinstance(item, av.Packet)]
+    for frame in frames:
+        sink.write_frame(frame)
+    sink.close()
+    assert len(sink.segments) == 3
+    assert "segments do not carry chapters; the input's 2 are not copied" in sink.notes
+    for segment in sink.segments:
+        tags, _, chapters, _ = _read(segment)
+        assert tags["title"] == "Holiday" and chapters == []
+
+
+def test_a_file_without_tags_gets_none_from_vsr(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "plain.mkv")
+    out = tmp_path / "out.mp4"
+    vsr.upscale(src, out, **RUN)
+    tags, _, chapters, _ = _read(out)
+    assert set(tags) == {"major_brand", "minor_version", "compatible_brands", "encoder"}
+    assert chapters == []
+
+
+def test_probe_lists_the_tags_and_chapters(tmp_path: Path) -> None:
+    lines = probe(_tagged(tmp_path, ".mp4")).describe()
+    (tag_line,) = [line for line in lines if line.startswith("tags:")]
+    assert sorted(tag_line.removeprefix("tags:").strip().split(", ")) == sorted(METADATA)
+    assert 'chapters:  2: 0.000 s "Beach", 0.200 s "Dinner"' in lines
+    assert any(line.startswith("stream:    #2 data") and "chapter titles" in line for line in lines)
+
+
+def test_the_shared_phone_clip_keeps_its_date_and_place(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "video" / "sample_1080x720_aac.mp4"
+    out = tmp_path / "out.mp4"
+    vsr.upscale(src, out, **RUN)
+    tags, video, _, _ = _read(out)
+    assert tags["creation_time"] == "2016-05-31T17:01:35.000000Z"
+    assert video["creation_time"] == "2016-05-31T17:01:35.000000Z"
+    # the MP4 muxer writes ISO 6709 with four decimals: the same place
+    assert tags["location"] == "+40.6800-074.5000/"
+
+
+def test_spec_for_input_carries_the_tags(tmp_path: Path) -> None:
+    with FileSource(_tagged(tmp_path, ".mkv")) as source:
+        spec, _ = spec_for_input(source.info)
+    assert dict(spec.tags.metadata)["title"] == "Holiday"
+    assert [(c.start * c.time_base, dict(c.metadata)["title"]) for c in spec.tags.chapters] == [
+        (Fraction(0), "Beach"),
+        (Fraction(1, 5), "Dinner"),
+    ]
