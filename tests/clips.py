@@ -121,11 +121,12 @@ def write_clip(
     metadata: dict[str, str] | None = None,
     video_tags: dict[str, str] | None = None,
     chapters: Sequence[tuple[int, int, str]] = (),
+    cover: bool = False,
 ) -> Path:
     """Write a clip; ``color`` is (matrix, range, primaries, transfer) in FFmpeg's numbering.
 
     ``metadata``: the container's tags; ``video_tags``: the video stream's; ``chapters``: (start
-    ms, end ms, title) each."""
+    ms, end ms, title) each. ``cover``: a PNG attached picture (cover art) after the video."""
     pts = list(range(frames)) if pts is None else list(pts)
     output = av.open(str(path), "w", format=_FORMATS[path.suffix], container_options=container_options or {})
     opts = {"preset": "ultrafast", "bframes": "0"} if codec.startswith("libx26") else {}
@@ -154,6 +155,13 @@ def write_clip(
                 for n, (start, end, title) in enumerate(chapters, start=1)
             ]
         )
+    if cover:
+        art = output.add_stream("png")
+        art.width, art.height, art.pix_fmt = 32, 32, "rgb24"
+        art.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+        for packet in [*art.encode(picture), *art.encode(None)]:
+            output.mux(packet)
     sound = output.add_stream("aac", rate=48000) if audio else None
     subs = []
     for codec_name in subtitles:

@@ -147,3 +147,10 @@ def test_spec_for_input_carries_the_tags(tmp_path: Path) -> None:
         (Fraction(0), "Beach"),
         (Fraction(1, 5), "Dinner"),
     ]
+
+
+def test_cover_art_is_named_as_such_when_it_is_not_copied(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "cover.mp4", cover=True)
+    summary = vsr.upscale(src, tmp_path / "out.mp4", **RUN)
+    assert summary.frames_out == 12  # the picture is not taken for the video
+    assert "video stream #1 (png) is not copied: it is cover art (an attached picture)" in summary.notes

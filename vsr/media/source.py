@@ -178,7 +178,9 @@ class FileSource:
             if stream is self._video or stream is chapter_track:  # chapters travel as chapters
                 continue
             label = f"{stream.type} stream #{stream.index} ({codec_name(stream)}) is not copied"
-            if stream.type == "video":
+            if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+                notes.append(f"{label}: it is cover art (an attached picture)")
+            elif stream.type == "video":
                 notes.append(f"{label}: only one video stream is processed")
             elif stream.type not in _PASSTHROUGH_TYPES:
                 notes.append(f"{label}: vsr copies audio, subtitle and attachment streams")
