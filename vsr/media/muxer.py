@@ -32,8 +32,6 @@ __all__ = ["VideoMuxer", "WriteFailure"]
 
 log = logging.getLogger(__name__)
 
-# Stream tags worth keeping on copied streams (the muxer writes its own statistics tags).
-
 # How a write error becomes the one-line error of this output: (error, what was being done,
 # frames written so far) -> the exception to raise.
 WriteFailure = Callable[[BaseException, str, int], OutputError]

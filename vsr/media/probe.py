@@ -14,9 +14,9 @@ from vsr.media.input_file import codec_name
 from vsr.media.source import FileSource
 from vsr.media.tags import Chapter, chapter_track_of
 
-_CHAPTERS_SHOWN = 5
-
 __all__ = ["MediaInfo", "StreamInfo", "probe"]
+
+_CHAPTERS_SHOWN = 5  # the rest are counted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
