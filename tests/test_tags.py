@@ -125,7 +125,9 @@ def test_probe_lists_the_tags_and_chapters(tmp_path: Path) -> None:
     (tag_line,) = [line for line in lines if line.startswith("tags:")]
     assert sorted(tag_line.removeprefix("tags:").strip().split(", ")) == sorted(METADATA)
     assert 'chapters:  2: 0.000 s "Beach", 0.200 s "Dinner"' in lines
-    assert any(line.startswith("stream:    #2 data") and "chapter titles" in line for line in lines)
+    assert any(
+        line.startswith("stream:    #2 data") and line.endswith("chapter titles [eng]") for line in lines
+    )
 
 
 def test_the_shared_phone_clip_keeps_its_date_and_place(shared_data: Path, tmp_path: Path) -> None:
@@ -154,3 +156,20 @@ def test_cover_art_is_named_as_such_when_it_is_not_copied(tmp_path: Path) -> Non
     summary = vsr.upscale(src, tmp_path / "out.mp4", **RUN)
     assert summary.frames_out == 12  # the picture is not taken for the video
     assert "video stream #1 (png) is not copied: it is cover art (an attached picture)" in summary.notes
+
+
+@pytest.mark.parametrize("out_ext", [".mov", ".mp4", ".mkv"])
+def test_the_timecode_is_kept_and_its_track_is_not_reported(tmp_path: Path, out_ext: str) -> None:
+    # a MOV keeps a camera's timecode in a tmcd track, which FFmpeg reads into the video stream's
+    # "timecode" tag; MP4/MOV outputs make their own tmcd track from the tag, Matroska keeps the tag
+    src = write_clip(tmp_path / "camera.mov", video_tags={"timecode": "01:02:03:04"})
+    assert _read(src)[3] == ["video", "data"]
+    out = tmp_path / f"out{out_ext}"
+    summary = vsr.upscale(src, out, **RUN)
+    assert not [n for n in summary.notes if "data stream" in n]
+    _, video, _, types = _read(out)
+    assert video["timecode"] == "01:02:03:04"
+    assert types == (["video"] if out_ext == ".mkv" else ["video", "data"])
+    if out_ext != ".mkv":
+        with av.open(str(out)) as c:
+            assert c.streams[1].metadata["timecode"] == "01:02:03:04"

@@ -12,7 +12,7 @@ import av.stream
 from vsr.media.info import VideoInfo
 from vsr.media.input_file import codec_name
 from vsr.media.source import FileSource
-from vsr.media.tags import Chapter, chapter_track_of
+from vsr.media.tags import Chapter, tracks_carried_as_tags
 
 __all__ = ["MediaInfo", "StreamInfo", "probe"]
 
@@ -121,7 +121,7 @@ def _details(stream: av.stream.Stream) -> str:
     return ""
 
 
-def _stream_info(stream: av.stream.Stream, chapter_track: av.stream.Stream | None) -> StreamInfo:
+def _stream_info(stream: av.stream.Stream, carried: dict[av.stream.Stream, str]) -> StreamInfo:
     duration = None
     if stream.duration and stream.time_base:
         duration = float(stream.duration * Fraction(stream.time_base))
@@ -133,7 +133,7 @@ def _stream_info(stream: av.stream.Stream, chapter_track: av.stream.Stream | Non
         language=stream.metadata.get("language"),
         title=stream.metadata.get("title"),
         default=bool(stream.disposition & av.stream.Disposition.default),
-        details="chapter titles" if stream is chapter_track else _details(stream),
+        details=carried.get(stream) or _details(stream),
         bit_rate=(context.bit_rate or None) if context is not None else None,
         duration=duration,
     )
@@ -144,9 +144,10 @@ def probe(path: str | Path) -> MediaInfo:
     cannot be used."""
     with FileSource(path) as source:
         container = source.container
+        carried = tracks_carried_as_tags(container, container.streams[source.info.stream_index])
         return MediaInfo(
             video=source.info,
-            streams=tuple(_stream_info(s, chapter_track_of(container)) for s in container.streams),
+            streams=tuple(_stream_info(s, carried) for s in container.streams),
             size_bytes=Path(path).stat().st_size,
             bit_rate=container.bit_rate or None,
         )

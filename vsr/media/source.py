@@ -30,7 +30,7 @@ from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
 from vsr.media.info import VideoInfo, color_of, duration_of, frame_count_of
 from vsr.media.input_file import codec_name, describe_streams, open_input
 from vsr.media.planes import plane_views
-from vsr.media.tags import chapter_track_of, read_file_tags
+from vsr.media.tags import read_file_tags, tracks_carried_as_tags
 from vsr.media.timestamps import PtsClock
 
 __all__ = ["DeinterlaceMode", "FileSource", "VideoInfo"]
@@ -173,9 +173,9 @@ class FileSource:
 
     def _select_passthrough(self, notes: list[str]) -> tuple[av.stream.Stream, ...]:
         chosen = []
-        chapter_track = chapter_track_of(self._container)
+        carried = tracks_carried_as_tags(self._container, self._video)
         for stream in self._container.streams:
-            if stream is self._video or stream is chapter_track:  # chapters travel as chapters
+            if stream is self._video or stream in carried:
                 continue
             label = f"{stream.type} stream #{stream.index} ({codec_name(stream)}) is not copied"
             if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:

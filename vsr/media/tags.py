@@ -21,15 +21,15 @@ __all__ = [
     "STREAM_TAGS",
     "Chapter",
     "FileTags",
-    "chapter_track_of",
     "read_file_tags",
     "stream_tags",
+    "tracks_carried_as_tags",
     "without_chapters",
     "write_file_tags",
 ]
 
 # The per-stream tags an output stream keeps (audio, subtitles and the re-encoded video alike).
-STREAM_TAGS = ("language", "title", "handler_name", "creation_time")
+STREAM_TAGS = ("language", "title", "handler_name", "creation_time", "timecode")
 
 # Container tags that describe the old file's muxing, not its content; compared in lower case
 # (Matroska writes its tags in upper case).
@@ -61,19 +61,29 @@ def stream_tags(stream: av.stream.Stream) -> tuple[tuple[str, str], ...]:
     return tuple((key, tags[key]) for key in STREAM_TAGS if key in tags)
 
 
-def chapter_track_of(container: av.container.InputContainer) -> av.stream.Stream | None:
-    """The text track in which an MP4/MOV stores its chapters for QuickTime, if there is one.
+def tracks_carried_as_tags(
+    container: av.container.InputContainer, video: av.stream.Stream
+) -> dict[av.stream.Stream, str]:
+    """The data tracks of an MP4/MOV whose content reaches the output as tags, with what they hold.
 
-    FFmpeg reads the chapters out of it (`read_file_tags` has them) and also lists it as a data
-    stream with one packet per chapter; the output's muxer makes its own from the chapters.
+    The text track that stores the chapters for QuickTime (FFmpeg reads the chapters out of it,
+    and lists it as a data stream with one packet per chapter) and the timecode track (``tmcd``,
+    which FFmpeg reads into the video stream's ``timecode`` tag). The output's muxer makes its
+    own of each from the chapters and the tag.
     """
-    chapters = container.chapters()
-    if not chapters or "mov" not in container.format.name.split(","):
-        return None
+    if "mov" not in container.format.name.split(","):
+        return {}
+    chapters = len(container.chapters())
+    timecode = video.metadata.get("timecode")
+    carried = {}
     for stream in container.streams:
-        if stream.type == "data" and stream.frames == len(chapters):
-            return stream
-    return None
+        if stream.type != "data":
+            continue
+        if timecode is not None and stream.metadata.get("timecode") == timecode:
+            carried[stream] = "timecode"
+        elif chapters and stream.frames == chapters:
+            carried[stream] = "chapter titles"
+    return carried
 
 
 def read_file_tags(container: av.container.InputContainer, video: av.stream.Stream) -> FileTags:
