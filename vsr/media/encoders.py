@@ -11,6 +11,7 @@ import av
 from vsr.errors import ConfigError
 from vsr.media.formats import loses_information, nearest_format, non_j_format
 from vsr.media.frame import PIXEL_FORMATS
+from vsr.media.hdr import hdr_encoder_options
 
 if TYPE_CHECKING:
     import av.video.codeccontext
@@ -123,8 +124,12 @@ def _preset(profile: EncoderProfile, preset: str | None) -> str:
     return value
 
 
+# The encoders' own parameter lists ("key=value:key=value"), which vsr and the user both add to.
+_PARAM_LISTS = frozenset({"x264-params", "x265-params", "svtav1-params"})
+
+
 def encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
-    """FFmpeg options for the spec's encoder: quality, preset, then the user's own options."""
+    """FFmpeg options for the spec's encoder: quality, preset, HDR10 metadata, then the user's own."""
     profile = encoder_profile(spec.codec)
     quality = profile.default_quality if spec.crf is None else spec.crf
     low, high = profile.quality_range
@@ -142,9 +147,10 @@ def encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
         options.update(rc="vbr", cq=str(quality), b="0")
     else:
         options[profile.quality_option] = str(quality)
-    for key, value in spec.options.items():
-        if key == "x265-params" and "x265-params" in options:
-            value = f"{options['x265-params']}:{value}"
+    hdr = hdr_encoder_options(profile.name, spec.hdr) if spec.hdr is not None else None
+    for key, value in [*(hdr or {}).items(), *spec.options.items()]:
+        if key in _PARAM_LISTS and key in options:  # "a=1:b=2" lists: the later ones win
+            value = f"{options[key]}:{value}"
         options[key] = str(value)
     return options
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from vsr.media.color import ColorDescription
+from vsr.media.hdr import HdrMetadata
 from vsr.media.tags import FileTags
 
 __all__ = ["VideoInfo", "color_of", "duration_of", "frame_count_of"]
@@ -47,6 +48,7 @@ class VideoInfo:
     stream_index: int
     notes: tuple[str, ...] = ()
     tags: FileTags = field(default_factory=FileTags)  # container metadata, chapters, stream tags
+    hdr: HdrMetadata | None = None  # HDR10 static metadata of the first frame
 
     @property
     def start_time(self) -> float:

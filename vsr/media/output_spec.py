@@ -12,6 +12,7 @@ from vsr.media.color import ColorDescription, ColorMatrix, ColorRange
 from vsr.media.encoders import choose_output_pix_fmt, encoder_options
 from vsr.media.formats import format_traits
 from vsr.media.frame import PIXEL_FORMATS, pixel_layout
+from vsr.media.hdr import HdrMetadata
 from vsr.media.info import VideoInfo
 from vsr.media.tags import FileTags
 
@@ -45,6 +46,7 @@ class VideoOutputSpec:
     options: Mapping[str, str] = field(default_factory=dict)
     encoder_instances: int = 1
     tags: FileTags = field(default_factory=FileTags)  # container metadata, chapters, video tags
+    hdr: HdrMetadata | None = None  # HDR10 static metadata, passed to the encoder
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -85,7 +87,7 @@ def spec_for_input(
     options: Mapping[str, str] | None = None,
     encoder_instances: int = 1,
 ) -> tuple[VideoOutputSpec, str | None]:
-    """The spec that keeps everything of ``info`` but the size: timing, colour, rotation, SAR, tags.
+    """The spec that keeps everything of ``info`` but the size: timing, colour, HDR, rotation, SAR, tags.
 
     Returns the spec and the pixel-format note of `choose_output_pix_fmt` (None if nothing is
     lost). Untagged colour is resolved the way players guess it and then tagged explicitly.
@@ -110,5 +112,6 @@ def spec_for_input(
         options=dict(options or {}),
         encoder_instances=encoder_instances,
         tags=info.tags,
+        hdr=info.hdr,
     )
     return spec, note

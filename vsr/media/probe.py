@@ -77,6 +77,8 @@ class MediaInfo:
             + (", timestamps synthesized" if v.timestamps_synthesized else ""),
             f"colour:    {v.color.describe()}",
         ]
+        if v.hdr is not None:
+            lines.append(f"hdr10:     {v.hdr.describe()}")
         extras = []
         if v.rotation:
             extras.append(f"rotation {v.rotation:g} degrees")

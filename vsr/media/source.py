@@ -27,6 +27,7 @@ from vsr.media.demux import VideoDemuxer
 from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.formats import format_traits, nearest_format
 from vsr.media.frame import PIXEL_FORMATS, Frame, pixel_layout
+from vsr.media.hdr import hdr_of
 from vsr.media.info import VideoInfo, color_of, duration_of, frame_count_of
 from vsr.media.input_file import codec_name, describe_streams, open_input
 from vsr.media.planes import plane_views
@@ -255,6 +256,7 @@ class FileSource:
             stream_index=video.index,
             notes=tuple(notes),
             tags=read_file_tags(self._container, video),
+            hdr=hdr_of(first),
         )
 
     def _corrupt(self, error: BaseException) -> InputError:
