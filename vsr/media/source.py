@@ -31,6 +31,7 @@ from vsr.media.hdr import hdr_of
 from vsr.media.info import VideoInfo, color_of, duration_of, frame_count_of
 from vsr.media.input_file import codec_name, describe_streams, open_input
 from vsr.media.planes import plane_views
+from vsr.media.side_data import UncarriedSideData
 from vsr.media.tags import read_file_tags, tracks_carried_as_tags
 from vsr.media.timestamps import PtsClock
 
@@ -58,6 +59,7 @@ class FileSource:
         self._deinterlace_mode = deinterlace
         self._deinterlacer: Deinterlacer | None = None
         self._runtime_notes: list[str] = []
+        self._uncarried = UncarriedSideData()
         self._frames_out = 0
         self._last_pts: int | None = None
         self._last_step = 0
@@ -318,6 +320,8 @@ class FileSource:
 
     def _frame(self, frame: av.VideoFrame, pts: int, key: bool) -> Frame:
         width, height = self._size
+        for text in self._uncarried.check(frame, self._frames_out):
+            self._note(text)
         if frame.format.name != self._pix_fmt or (frame.width, frame.height) != self._size:
             if (frame.width, frame.height) != self._size and not self._resize_noted:
                 self._resize_noted = True

@@ -1,0 +1,42 @@
+"""Per-frame metadata the decoder hands over that a re-encode cannot carry, named when first seen.
+
+vsr encodes new frames (a new size), and PyAV offers no way to attach side data to a frame, so
+what travels inside the video stream's own frames is lost: closed captions in the SEI, HDR10+
+and Dolby Vision dynamic metadata, 360° and stereo 3D descriptions. HDR10's static metadata is
+the exception: the encoders take it as options (`vsr.media.hdr`). The user is told once per kind,
+at the frame where it first appears, instead of finding out from the output.
+"""
+
+from __future__ import annotations
+
+import av
+from av.sidedata.sidedata import Type
+
+__all__ = ["UncarriedSideData"]
+
+_NOT_CARRIED = {
+    Type.A53_CC: "closed captions (CEA-608/708) inside the video stream",
+    Type.DYNAMIC_HDR_PLUS: "HDR10+ dynamic metadata (HDR10's static metadata is kept)",
+    Type.DOVI_RPU_BUFFER: "Dolby Vision metadata (its HDR10 base is kept)",
+    Type.DOVI_METADATA: "Dolby Vision metadata (its HDR10 base is kept)",
+    Type.SPHERICAL: "360-degree (spherical) video metadata",
+    Type.STEREO3D: "stereoscopic 3D metadata",
+}
+
+
+class UncarriedSideData:
+    """Watches decoded frames; `check` returns a note the first time a kind that is lost shows up."""
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()
+
+    def check(self, frame: av.VideoFrame, index: int) -> list[str]:
+        if not len(frame.side_data):
+            return []
+        notes = []
+        for item in frame.side_data:
+            what = _NOT_CARRIED.get(item.type)
+            if what is not None and what not in self._told:
+                self._told.add(what)
+                notes.append(f"{what}, first seen at frame {index}, cannot be carried to the output: dropped")
+        return notes
