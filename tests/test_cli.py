@@ -100,6 +100,16 @@ def test_usage_errors_exit_2(tmp_path: Path, clip: Path) -> None:
     assert code == 2 and "--overwrite" in _one_line_error(err) and out.read_bytes() == b"keep me"
     code, err = _invoke("upscale", str(clip), str(clip), "-m", "lanczos", "-y")
     assert code == 2 and "is the input file" in _one_line_error(err)
+    out.unlink()
+    kept = tmp_path / "out.partial.mp4"  # what a stopped run left
+    kept.write_bytes(b"kept frames")
+    code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos")
+    assert code == 2 and _one_line_error(err) == (
+        f"vsr: error: {kept} exists: what an earlier run kept when it stopped; move it away, or pass --overwrite to replace it"
+    )
+    assert kept.read_bytes() == b"kept frames" and not out.exists()
+    code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos", "-q", "-y")
+    assert code == 0 and out.exists() and not kept.exists()
 
 
 def test_upscale_writes_json_summary_and_probe_describes_the_plan(tmp_path: Path, clip: Path) -> None:
@@ -156,6 +166,19 @@ def test_sigterm_stops_cleanly_keeps_a_playable_partial_file_and_exits_130(
     with av.open(str(partial)) as c:
         kept = [f.pts for f in c.decode(video=0)]
     assert len(kept) > 0 and kept == sorted(kept)
+    # running again to the same output must not write over what the stopped run kept
+    saved = partial.read_bytes()
+    again = subprocess.run(
+        [sys.executable, "-m", "vsr", "upscale", str(shared_data / "video" / "vtest.avi"), str(out),
+         "-m", "bicubic", "-s", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines() == [
+        f"vsr: error: {partial} exists: what an earlier run kept when it stopped; move it away, or pass "
+        "--overwrite to replace it"
+    ]
+    assert partial.read_bytes() == saved and not out.exists()
 
 
 def test_a_closed_stdout_pipe_stops_quietly_with_the_sigpipe_code(clip: Path) -> None:
