@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,3 +221,23 @@ def test_a_broken_pipe_elsewhere_is_still_an_internal_error(
         os.close(write_end)
         if read_end >= 0:
             os.close(read_end)
+
+
+def test_names_with_a_colon_are_files_not_protocols(
+    tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # camera recordings are often named by time; FFmpeg would read "rec-2024-01-01T12" as a protocol
+    monkeypatch.chdir(tmp_path)
+    src = Path("rec-2024-01-01T12:30:00.mp4")
+    shutil.copy(clip, src)
+    with av.open(str(clip)) as c:
+        frames, width = sum(1 for _ in c.decode(video=0)), c.streams.video[0].codec_context.width
+    for out in ["./out-12:30.mp4", "out-12:30.mkv", "hls-12:30/index.m3u8"]:
+        Path(out).parent.mkdir(exist_ok=True)
+        code, err = _invoke("upscale", f"./{src}", out, "-m", "lanczos", "-s", "2", "-q")
+        assert code == 0, err
+        with av.open(str(tmp_path / out)) as c:
+            assert c.streams.video[0].codec_context.width == 2 * width
+            assert sum(1 for _ in c.decode(video=0)) == frames, out
+    code, err = _invoke("upscale", str(src), str(src), "-m", "lanczos", "-y")
+    assert code == 2 and "is the input file" in _one_line_error(err)

@@ -36,6 +36,7 @@ import av.stream
 from vsr.errors import ConfigError, OutputError
 from vsr.media.containers import check_output_path, container_for, incompatible_streams
 from vsr.media.ffmpeg_errors import ffmpeg_reason
+from vsr.media.ffmpeg_paths import ffmpeg_path, local_path
 from vsr.media.frame import Frame
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink_base import MuxedSink, start_muxer
@@ -71,7 +72,7 @@ class HlsSink(MuxedSink):
             raise ConfigError(f"{self.path} is not a playlist; HlsSink writes .m3u8 outputs")
         if segment_s <= 0:
             raise ConfigError(f"HLS segments must last a positive time, got {segment_s:g} s")
-        check_output_path(self.path, [Path(s.container.name) for s in passthrough])
+        check_output_path(self.path, [local_path(s.container.name) for s in passthrough])
         problems = incompatible_streams(kind, passthrough)
         if problems:
             raise ConfigError(f"HLS (MPEG-TS segments) cannot carry {'; '.join(problems)}")
@@ -90,10 +91,10 @@ class HlsSink(MuxedSink):
             "hls_list_size": str(live_list_size if live else 0),
             "hls_flags": "+".join(flags),
             "hls_segment_type": "mpegts",
-            "hls_segment_filename": str(self.pattern),
+            "hls_segment_filename": ffmpeg_path(self.pattern),
         }
         try:
-            container = av.open(str(self.path), "w", format=kind.format, container_options=options)
+            container = av.open(ffmpeg_path(self.path), "w", format=kind.format, container_options=options)
         except av.FFmpegError as error:
             raise OutputError(f"cannot create {self.path}: {ffmpeg_reason(error)}") from None
         self._muxer = start_muxer(

@@ -11,6 +11,7 @@ import av.stream
 
 from vsr.errors import InputError
 from vsr.media.ffmpeg_errors import ffmpeg_reason
+from vsr.media.ffmpeg_paths import ffmpeg_path
 
 __all__ = ["check_input_path", "codec_name", "describe_streams", "open_input"]
 
@@ -39,7 +40,7 @@ def open_input(path: Path) -> av.container.InputContainer:
     check_input_path(path)
     try:
         # Metadata in the wild is not always UTF-8; a bad title must not make a video unreadable.
-        return av.open(str(path), mode="r", metadata_errors="replace")
+        return av.open(ffmpeg_path(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as error:
         reason = ffmpeg_reason(error)
         if _looks_like_iso_media(path):

@@ -26,6 +26,7 @@ from vsr.media.containers import (
 )
 from vsr.media.encoders import choose_output_pix_fmt
 from vsr.media.ffmpeg_errors import ffmpeg_reason
+from vsr.media.ffmpeg_paths import ffmpeg_path, local_path
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink_base import MuxedSink, start_muxer
 
@@ -53,7 +54,7 @@ class FileSink(MuxedSink):
         kind = self._kind = container_for(self.path)
         if kind.playlist:
             raise ConfigError(f"{self.path} is a playlist: HlsSink writes {kind.ext} outputs")
-        inputs = [Path(s.container.name) for s in passthrough]
+        inputs = [local_path(s.container.name) for s in passthrough]
         check_output_path(self.path, inputs + ([Path(source_path)] if source_path else []))
         problems = incompatible_streams(kind.ext, passthrough)
         if problems:
@@ -64,7 +65,9 @@ class FileSink(MuxedSink):
         if kind.format in ("mp4", "mov"):
             options["movie_timescale"] = str(movie_timescale(spec.time_base, passthrough))
         try:
-            container = av.open(str(self.partial_path), "w", format=kind.format, container_options=options)
+            container = av.open(
+                ffmpeg_path(self.partial_path), "w", format=kind.format, container_options=options
+            )
         except av.FFmpegError as error:
             raise OutputError(f"cannot create {self.partial_path}: {ffmpeg_reason(error)}") from None
         self._muxer = start_muxer(
