@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -497,3 +498,63 @@ def test_segments_rescale_each_frames_duration_with_its_pts(tmp_path: Path) -> N
         packets = [p for p in c.demux(c.streams.video[0]) if p.size]
     end = max(packets, key=lambda p: p.pts)
     assert len(packets) == 10 and (end.pts + end.duration) * end.time_base == Fraction(2, 5)
+
+
+def _repeating_audio_clip(path: Path) -> Path:
+    """A Matroska clip whose audio packets repeat a timestamp now and then, as TrueHD's 0.83 ms
+    frames do on Matroska's 1 ms clock (Matroska takes equal dts; MPEG-TS does not)."""
+    write_clip(path, frames=10, audio=True)
+    with av.open(str(path)) as src:
+        packets = [p for p in src.demux() if p.size]
+        video = [p for p in packets if p.stream.type == "video"]
+        audio = [p for p in packets if p.stream.type == "audio"]
+        template_v, template_a = src.streams.video[0], src.streams.audio[0]
+        repeated = path.with_name("repeats.mkv")
+        with av.open(str(repeated), "w") as out:
+            v, a = out.add_stream_from_template(template_v), out.add_stream_from_template(template_a)
+            for p in video:
+                p.stream = v
+                out.mux(p)
+            for n, p in enumerate(audio):  # 0, 1, 2, 2, 3, 4, 5, 5, ... ms
+                p.time_base = Fraction(1, 1000)
+                p.pts = p.dts = n - n // 4
+                p.stream = a
+                out.mux(p)
+    return repeated
+
+
+def test_repeated_dts_of_a_copied_stream_are_moved_forward_where_the_muxer_needs_it(tmp_path: Path) -> None:
+    src = _repeating_audio_clip(tmp_path / "clip.mkv")
+    with FileSource(src) as source:
+        spec, _ = spec_for_input(source.info, preset="ultrafast")
+    with av.open(str(src)) as c:
+        before = [(bytes(p), p.dts) for p in c.demux(c.streams.audio[0]) if p.size]
+    assert len({d for _, d in before}) < len(before)  # the input does repeat
+    for ext in (".ts", ".mkv"):
+        out = tmp_path / f"out{ext}"
+        with FileSource(src) as source, FileSink(out, spec, source.passthrough) as sink:
+            for item in source.items():
+                sink.write_packet(item) if isinstance(item, av.Packet) else sink.write_frame(item)
+            notes = sink.notes
+        with av.open(str(out)) as c:
+            after = [(bytes(p), p.dts) for p in c.demux(c.streams.audio[0]) if p.size]
+        # every packet, byte for byte (MPEG-TS puts an ADTS header before each AAC frame)
+        assert [b[7:] if b[:2] == b"\xff\xf1" else b for b, _ in after] == [b for b, _ in before]
+        dts = [d for _, d in after]
+        moved = "stream #1: repeated or backward timestamps were moved forward by a tick, as .ts requires"
+        if ext == ".ts":  # strictly increasing, each moved by one 90 kHz tick at most
+            assert all(b > a for a, b in itertools.pairwise(dts))
+            assert max(d - round(o * 90) for d, (_, o) in zip(dts, before, strict=True)) == 1
+            assert notes.count(moved) == 1
+        else:  # Matroska takes them as they are
+            assert dts == [d for _, d in before] and not [n for n in notes if "moved forward" in n]
+
+
+def test_rescaling_rounds_as_ffmpeg_does() -> None:
+    from vsr.media.muxer import _rescale
+
+    assert _rescale(3, Fraction(1, 1000), Fraction(1, 90000)) == 270
+    assert _rescale(1, Fraction(1, 2), Fraction(1)) == 1  # halves away from zero
+    assert _rescale(-1, Fraction(1, 2), Fraction(1)) == -1
+    assert _rescale(1, Fraction(1, 3), Fraction(1)) == 0
+    assert _rescale(-2, Fraction(1, 3), Fraction(1)) == -1
