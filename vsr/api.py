@@ -32,7 +32,7 @@ def upscale(
     """
     if options is not None and option_values:
         raise TypeError("pass either options= or option keywords, not both")
-    if is_image_input(input):
+    if is_image_input(input, output):
         # a different job with a different summary: its own function keeps both return types exact
         raise ConfigError(f"{input} is an image or a folder of images; use vsr.upscale_images() for it")
     if options is None:

@@ -271,7 +271,7 @@ def upscale(
         reconnect_interval=reconnect_interval,
         segment=segment,
     )
-    if is_image_input(input):
+    if is_image_input(input, output):
         _upscale_images(input, output, options, json_path=json_path, quiet=quiet)
         return
     printer = None if quiet else ProgressPrinter()

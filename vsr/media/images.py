@@ -13,7 +13,7 @@ under a temporary name and renamed when complete, so a final name never holds ha
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +151,16 @@ def _from_pillow(path: Path, im: Image.Image, icc: bytes | None) -> StillImage:
     return StillImage(colour=np.asarray(im.convert("RGB")).copy(), icc_profile=icc, notes=notes)
 
 
+def image_frames(path: str | os.PathLike[str]) -> int:
+    """How many frames an image file holds: several for an animated PNG or WebP, else 1 (also
+    when it cannot be read: reading it says why)."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 1
+
+
 def read_image(path: str | os.PathLike[str]) -> StillImage:
     """An image file as upright pixels: 8 or 16 bits, grey or RGB, with its alpha if it has one."""
     p = Path(path)
@@ -159,15 +169,24 @@ def read_image(path: str | os.PathLike[str]) -> StillImage:
     try:
         with Image.open(p) as im:
             icc = im.info.get("icc_profile")
-            if im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im):
-                orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
-                return _deep_colour(p, orientation, icc)
-            return _from_pillow(p, ImageOps.exif_transpose(im), icc)
+            frames = int(getattr(im, "n_frames", 1))
+            if frames > 1:  # a folder's animated image: its first frame, and the user is told
+                still = _still(p, im, icc)
+                note = f"{p.name} is animated ({frames} frames); only its first frame is upscaled"
+                return replace(still, notes=(*still.notes, note))
+            return _still(p, im, icc)
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read image {p} ({reason}); is it a {_KINDS} image?") from exc
+
+
+def _still(p: Path, im: Image.Image, icc: bytes | None) -> StillImage:
+    if im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im):
+        orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
+        return _deep_colour(p, orientation, icc)
+    return _from_pillow(p, ImageOps.exif_transpose(im), icc)
 
 
 def _to_8_bits(x: NDArray[np.generic]) -> NDArray[np.uint8]:

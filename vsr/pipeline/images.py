@@ -27,6 +27,7 @@ from vsr.backends import Backend, BackendOptions, create_backend, resolve_device
 from vsr.errors import Cancelled, ConfigError, InputError, ModelError, OutputError, VsrError
 from vsr.media import IMAGE_SUFFIXES, StillImage, is_image_file, read_image, write_image
 from vsr.media.containers import CONTAINERS, check_output_path
+from vsr.media.images import image_frames
 from vsr.models import LoadedModel
 from vsr.ops.resize import resize
 from vsr.pipeline.options import UpscaleOptions, load_options
@@ -65,9 +66,15 @@ VIDEO_ONLY_OPTIONS = (
 )
 
 
-def is_image_input(path: str | PathLike[str]) -> bool:
-    """A folder (of images) or a file whose suffix names an image format."""
-    return Path(path).is_dir() or is_image_file(path)
+def is_image_input(path: str | PathLike[str], output: str | PathLike[str] | None = None) -> bool:
+    """A folder (of images) or a file whose suffix names an image format, unless it is an animated
+    PNG going to a video ``output``: FFmpeg decodes every frame of that, with its timing."""
+    if Path(path).is_dir():
+        return True
+    if not is_image_file(path):
+        return False
+    animated_png = Path(path).suffix.lower() == ".png" and image_frames(path) > 1
+    return not (animated_png and output is not None and not is_image_file(output))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +145,17 @@ def _pairs(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     else:
         if not src.exists():
             raise InputError(f"input not found: {src}")
+        frames = image_frames(src)
+        if frames > 1 and src.suffix.lower() == ".webp":
+            raise InputError(
+                f"{src} is an animated WebP ({frames} frames), whose animation FFmpeg cannot decode; "
+                "convert it to a video or an animated PNG first"
+            )
+        if frames > 1:
+            raise ConfigError(
+                f"{src} is animated ({frames} frames); give a video output (.mp4, .mkv, .mov) to "
+                "upscale every frame"
+            )
         if not is_image_file(dst):
             raise ConfigError(
                 f"an image input needs an image output ({', '.join(IMAGE_SUFFIXES)}), got {dst}"
