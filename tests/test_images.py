@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -315,3 +316,47 @@ def test_engine_backends_are_refused_for_images_with_the_reason(tmp_path: Path, 
         "images run with --backend torch or onnxruntime"
     )
     assert _files(tmp_path) == ["in.png"]
+
+
+def _animation(path: Path, frames: int = 6) -> Path:
+    """An animated PNG or WebP of ``frames`` different frames, 100 ms each."""
+    pictures = [Image.fromarray(_texture(24, 32, seed=n)) for n in range(frames)]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    return path
+
+
+def test_an_animated_png_to_a_video_keeps_every_frame_and_its_time(tmp_path: Path) -> None:
+    src = _animation(tmp_path / "anim.png")
+    out = tmp_path / "anim.mp4"
+    result = runner.invoke(app, ["upscale", str(src), str(out), "-m", "bicubic", "-s", "2", "-q"])
+    assert result.exit_code == 0, result.stderr
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert [round(f.time, 3) for f in frames] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert (frames[0].width, frames[0].height) == (64, 48)
+
+
+def test_an_animation_to_one_image_is_refused_with_the_way_that_works(tmp_path: Path) -> None:
+    src = _animation(tmp_path / "anim.png")
+    result = runner.invoke(app, ["upscale", str(src), str(tmp_path / "big.png"), "-m", "bicubic"])
+    assert result.exit_code == 2 and _one_line_error(result.stderr) == (
+        f"vsr: error: {src} is animated (6 frames); give a video output (.mp4, .mkv, .mov) to upscale every frame"
+    )
+    webp = _animation(tmp_path / "anim.webp")
+    for out in ("big.png", "big.mp4"):
+        result = runner.invoke(app, ["upscale", str(webp), str(tmp_path / out), "-m", "bicubic"])
+        assert result.exit_code == 1 and _one_line_error(result.stderr) == (
+            f"vsr: error: {webp} is an animated WebP (6 frames), whose animation FFmpeg cannot decode; "
+            "convert it to a video or an animated PNG first"
+        )
+    assert not list(tmp_path.glob("big*"))
+
+
+def test_a_folders_animated_image_says_only_its_first_frame_is_upscaled(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _animation(folder / "anim.png")
+    Image.fromarray(_texture(10, 12)).save(folder / "still.png")
+    summary = vsr.upscale_images(folder, tmp_path / "out", model="bicubic", scale=2)
+    assert summary.notes == ("anim.png is animated (6 frames); only its first frame is upscaled",)
+    assert np.asarray(Image.open(tmp_path / "out" / "anim.png")).shape == (48, 64, 3)
