@@ -111,6 +111,19 @@ def test_usage_errors_exit_2(tmp_path: Path, clip: Path) -> None:
     assert kept.read_bytes() == b"kept frames" and not out.exists()
     code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos", "-q", "-y")
     assert code == 0 and out.exists() and not kept.exists()
+    # a report file that could not be written is refused before the work, not after it
+    out.unlink()
+    missing = tmp_path / "no" / "summary.json"
+    code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos", "--json", str(missing))
+    assert (
+        code == 2
+        and _one_line_error(err) == f"vsr: error: --json {missing}: folder {missing.parent} does not exist"
+    )
+    assert not out.exists() and not out.with_name("out.partial.mp4").exists()
+    code, err = _invoke("upscale", str(clip), str(out), "-m", "lanczos", "--json", str(tmp_path))
+    assert (
+        code == 2 and _one_line_error(err) == f"vsr: error: --json {tmp_path} is a folder; give a file name"
+    )
 
 
 def test_upscale_writes_json_summary_and_probe_describes_the_plan(tmp_path: Path, clip: Path) -> None:

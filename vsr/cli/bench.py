@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vsr.cli.errors import reports_errors
+from vsr.cli.reports import check_report_path, write_json
 from vsr.errors import ConfigError
 from vsr.pipeline.bench import run_bench
 from vsr.pipeline.bench_plot import write_plot
@@ -61,6 +61,8 @@ def bench_command(
     size = parse_synthetic(synthetic) if synthetic is not None else None
     if input is not None and not Path(input).exists():
         raise ConfigError(f"input {input} does not exist")
+    check_report_path(json_path, "--json")
+    check_report_path(plot, "--plot")
     options = load_options(
         model=model, scale=scale, device=device, precision=precision, backend=backend, batch=batch,
         cuda_graph=cuda_graph, compile=compile, codec=codec, preset=preset, encoder_instances=encoders,
@@ -69,7 +71,6 @@ def bench_command(
     for line in result.table():
         typer.echo(line)
     if json_path is not None:
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        typer.echo(text, nl=False) if json_path == "-" else Path(json_path).write_text(text)
+        write_json(json_path, result.to_dict())
     if plot is not None:
         write_plot(plot, result.stage_fps(), result.end_to_end_fps, f"{result.input} -> {result.model}")

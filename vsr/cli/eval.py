@@ -23,6 +23,7 @@ from typing import Annotated, get_args
 import typer
 
 from vsr.cli.errors import reports_errors
+from vsr.cli.reports import check_report_path
 from vsr.errors import ConfigError, OutputError
 from vsr.models.classic import CLASSIC_KERNELS
 from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH
@@ -197,6 +198,7 @@ def eval_command(
     LR, Y-channel PSNR/SSIM, border cut), or with --noise the colour-denoising one (Gaussian noise, RGB
     PSNR/SSIM). A clip gets a row per Restore configuration, with flicker (warping error) beside it."""
     report_format = _choose_format(fmt, out)
+    check_report_path(out, "--out")
     if models and len(models) > 1:  # a single-valued option would keep the last one silently
         raise ConfigError(
             f"-m takes one model per run, got {len(models)}: {', '.join(models)}; run vsr eval once for each"

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from vsr.cli.errors import reports_errors
 from vsr.cli.progress import ProgressPrinter, format_image_summary, format_summary
+from vsr.cli.reports import check_report_path, write_json
 from vsr.pipeline.images import ImageJob, UpscaledImage, is_image_input
 from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH, UpscaleOptions, load_options
 from vsr.pipeline.runner import Pipeline
@@ -37,14 +36,6 @@ def stop_on_signals(cancel: Callable[[], None]) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def write_json(json_path: str, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2)
-    if json_path == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(json_path).write_text(text + "\n")
 
 
 def _upscale_images(
@@ -235,6 +226,7 @@ def upscale(
     For images the encoder options (--codec, --crf, --preset, --pix-fmt, --batch, --deinterlace)
     are ignored with a note.
     """
+    check_report_path(json_path, "--json")
     options = load_options(
         config,
         model=model,

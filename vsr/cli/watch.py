@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from vsr.cli.errors import reports_errors, say_error
-from vsr.cli.upscale import stop_on_signals, write_json
+from vsr.cli.reports import check_report_path, write_json
+from vsr.cli.upscale import stop_on_signals
 from vsr.pipeline.watch import WatchRun
 from vsr.pipeline.watch_config import load_watch_config
 from vsr.pipeline.watch_report import FeedReport, WatchSummary
@@ -86,6 +87,7 @@ def watch_command(
     nothing written; or mid-run) or never came up (one error line per such camera); 130
     stopped by Ctrl-C/SIGTERM with every camera recording.
     """
+    check_report_path(json_path, "--json")
     run = WatchRun(load_watch_config(config, overwrite=overwrite))
     if not quiet:
         for line in run.describe():
