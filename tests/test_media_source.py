@@ -332,3 +332,17 @@ def test_corrupt_data_mid_stream_is_an_input_error(tmp_path: Path) -> None:
         ),
     ):
         _frames(source)
+
+
+def test_a_cut_whose_edit_list_hides_samples_is_not_called_truncated(tmp_path: Path) -> None:
+    # what `ffmpeg -ss 1.2 -i in.mp4 -c copy cut.mp4` makes: the samples from the keyframe before
+    # the cut stay in the file (42 here), behind an edit list that shows 0.48 s (12 frames)
+    src = write_clip(tmp_path / "cut.mp4", pts=list(range(-30, 12)), frames=42)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 42
+    with FileSource(src) as source:
+        assert (source.info.frame_count, source.info.frame_count_estimated) == (12, True)
+        frames = [item for item in source.items() if not isinstance(item, av.Packet)]
+        notes = source.run_notes()
+    assert len(frames) == 12 and [f.pts for f in frames] == [512 * n for n in range(12)]
+    assert not [n for n in notes if "truncated" in n]

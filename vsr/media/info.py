@@ -80,11 +80,17 @@ def duration_of(container: av.container.InputContainer, stream: av.video.stream.
 def frame_count_of(
     stream: av.video.stream.VideoStream, duration: float | None, rate: Fraction | None
 ) -> tuple[int | None, bool]:
-    """(count, estimated): the container's sample count, else duration x rate, else unknown."""
-    if stream.frames:
+    """(count, estimated): the container's sample count, else duration x rate, else unknown.
+
+    An MP4 cut without re-encoding (``ffmpeg -ss 1.3 -i in.mp4 -c copy``) keeps the samples from
+    the keyframe before the cut, and an edit list hides them: its sample count is then far above
+    what its (edited) duration holds at its rate, and the duration x rate is the better count.
+    """
+    timed = round(duration * rate) if duration and rate else None
+    if stream.frames and not (timed is not None and stream.frames > max(timed + 2, 1.2 * timed)):
         return stream.frames, False
-    if duration and rate:
-        return round(duration * rate), True
+    if timed is not None:
+        return timed, True
     return None, True
 
 
