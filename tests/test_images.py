@@ -360,3 +360,15 @@ def test_a_folders_animated_image_says_only_its_first_frame_is_upscaled(tmp_path
     summary = vsr.upscale_images(folder, tmp_path / "out", model="bicubic", scale=2)
     assert summary.notes == ("anim.png is animated (6 frames); only its first frame is upscaled",)
     assert np.asarray(Image.open(tmp_path / "out" / "anim.png")).shape == (48, 64, 3)
+
+
+def test_probe_of_an_image_says_what_upscale_does_with_it(tmp_path: Path) -> None:
+    src = tmp_path / "logo.png"
+    Image.fromarray(_texture(20, 30, channels=4)).save(src)
+    result = runner.invoke(app, ["probe", str(src), "-m", "bicubic", "-s", "4"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1:3] == ["image:     30x20 RGB (8-bit), alpha", "plan:"]
+    assert lines[3].startswith("  model:     bicubic") and lines[4] == "  backend:   torch on cpu (bf16)"
+    assert lines[5] == "  resize:    30x20 -> model x4 -> 120x80"
+    assert not [line for line in lines if "encoder" in line or "libx264" in line]  # no video plan

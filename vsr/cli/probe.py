@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vsr.cli.errors import reports_errors
 from vsr.media.probe import probe as probe_media
+from vsr.pipeline.images import describe_image, is_image_input
 from vsr.pipeline.options import load_options
 from vsr.pipeline.plan import make_plan
 
@@ -28,6 +30,12 @@ def probe(
     pix_fmt: Annotated[str | None, Opt("--pix-fmt", help="Output pixel format.")] = None,
 ) -> None:
     """Print the streams, sizes and colour of FILE and the model, backend, precision and encoder a run would use."""
+    # as `vsr upscale` would take it towards a video output: an animated PNG is a video
+    if is_image_input(input, output="probe.mp4") and not Path(input).is_dir():
+        options = load_options(None, model=model, scale=scale, size=size, device=device, precision=precision)
+        for line in describe_image(input, options):
+            typer.echo(line)
+        return
     info = probe_media(input)
     for line in info.describe():
         typer.echo(line)

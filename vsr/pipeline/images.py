@@ -128,6 +128,21 @@ class ImageRunSummary:
         }
 
 
+def _check_still(src: Path) -> None:
+    """An image file given alone must be a still: an animation is a video, or cannot be read."""
+    frames = image_frames(src)
+    if frames > 1 and src.suffix.lower() == ".webp":
+        raise InputError(
+            f"{src} is an animated WebP ({frames} frames), whose animation FFmpeg cannot decode; "
+            "convert it to a video or an animated PNG first"
+        )
+    if frames > 1:
+        raise ConfigError(
+            f"{src} is animated ({frames} frames); give a video output (.mp4, .mkv, .mov) to "
+            "upscale every frame"
+        )
+
+
 def _pairs(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     """(input, output) per image, after every check that needs no decoding."""
     if src.is_dir():
@@ -145,17 +160,7 @@ def _pairs(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     else:
         if not src.exists():
             raise InputError(f"input not found: {src}")
-        frames = image_frames(src)
-        if frames > 1 and src.suffix.lower() == ".webp":
-            raise InputError(
-                f"{src} is an animated WebP ({frames} frames), whose animation FFmpeg cannot decode; "
-                "convert it to a video or an animated PNG first"
-            )
-        if frames > 1:
-            raise ConfigError(
-                f"{src} is animated ({frames} frames); give a video output (.mp4, .mkv, .mov) to "
-                "upscale every frame"
-            )
+        _check_still(src)
         if not is_image_file(dst):
             raise ConfigError(
                 f"an image input needs an image output ({', '.join(IMAGE_SUFFIXES)}), got {dst}"
@@ -198,6 +203,68 @@ def _image_backend(requested: str) -> str:
     raise ConfigError(f"unknown backend {requested!r}; images run with auto, torch or onnxruntime")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImagePlan:
+    """Where and how images run: the model, device, backend and precision, and the tile overlap."""
+
+    model: LoadedModel
+    device: torch.device
+    backend: str
+    precision: str
+    tile_overlap: int
+    notes: tuple[str, ...] = ()
+
+    def describe(self, options: UpscaleOptions) -> list[str]:
+        tiles = f", tiles of {options.tile}px with {self.tile_overlap}px overlap" if options.tile else ""
+        return [
+            f"model:     {self.model.descriptor.summary()}",
+            f"backend:   {self.backend} on {self.device} ({self.precision}){tiles}",
+        ]
+
+
+def plan_images(first: StillImage, options: UpscaleOptions, model: LoadedModel | None = None) -> ImagePlan:
+    """The plan for images like ``first`` (`--model auto` with `--size` picks its scale from it)."""
+    notes: list[str] = []
+    device = resolve_device(options.device)
+    if model is None:
+        model, model_notes = resolve_model(options.model, wanted_scale(first.size, options), device.type)
+        notes += model_notes
+    d = model.descriptor
+    if d.in_channels != 3 or d.out_channels != 3 or d.temporal_window != 1:
+        raise ModelError(f"model {d.name} is not a single-frame RGB model; images need one")
+    return ImagePlan(
+        model=model,
+        device=device,
+        backend=_image_backend(options.backend),
+        precision=resolve_precision(options.precision, device, d),
+        # the same default as the video plan's: the receptive radius, capped at 32 pixels
+        tile_overlap=options.tile_overlap
+        if options.tile_overlap is not None
+        else min(d.receptive_radius, 32),
+        notes=tuple(notes),
+    )
+
+
+def describe_image(path: str | PathLike[str], options: UpscaleOptions) -> list[str]:
+    """`vsr probe` for a still image: what it is, and what `vsr upscale` would do with it."""
+    p = Path(path)
+    _check_still(p)
+    image = read_image(p)
+    plan = plan_images(image, options)
+    size, size_notes = output_size(image.size, plan.model.descriptor.scale, options, 0, 0)
+    kind = "grey" if image.grey else "RGB"
+    extras = (", alpha" if image.alpha is not None else "") + (", ICC profile" if image.icc_profile else "")
+    w, h = image.size
+    lines = [
+        f"file:      {p} (image, {p.stat().st_size / 1e6:.1f} MB)",
+        f"image:     {w}x{h} {kind} ({image.bits}-bit){extras}",
+        "plan:",
+        *(f"  {line}" for line in plan.describe(options)),
+        f"  resize:    {w}x{h} -> model x{plan.model.descriptor.scale} -> {size[0]}x{size[1]}",
+    ]
+    return lines + [f"  note:      {n}" for n in (*image.notes, *plan.notes, *size_notes)]
+
+
 class ImageJob:
     """One run of `vsr upscale` for an image or a folder. Construct (checks, loads), then `run()`."""
 
@@ -219,22 +286,11 @@ class ImageJob:
             self._note(f"video-only option(s) ignored for images: {', '.join(ignored)}")
         # The first image is read now: `--model auto` with `--size` picks its scale from it.
         self._first: StillImage | None = read_image(self.pairs[0][0])
-        self.device = resolve_device(options.device)
-        if model is None:
-            wanted = wanted_scale(self._first.size, options)
-            model, model_notes = resolve_model(options.model, wanted, self.device.type)
-            for n in model_notes:
-                self._note(n)
-        d = model.descriptor
-        if d.in_channels != 3 or d.out_channels != 3 or d.temporal_window != 1:
-            raise ModelError(f"model {d.name} is not a single-frame RGB model; images need one")
-        self.model = model
-        self.backend_name = _image_backend(options.backend)
-        self.precision = resolve_precision(options.precision, self.device, d)
-        # the same default as the video plan's: the receptive radius, capped at 32 pixels
-        self.tile_overlap = (
-            options.tile_overlap if options.tile_overlap is not None else min(d.receptive_radius, 32)
-        )
+        self.plan = plan = plan_images(self._first, options, model)
+        for n in plan.notes:
+            self._note(n)
+        self.model, self.device, self.backend_name = plan.model, plan.device, plan.backend
+        self.precision, self.tile_overlap = plan.precision, plan.tile_overlap
         self._cancelled = False
 
     @property
@@ -246,16 +302,7 @@ class ImageJob:
 
     def describe(self) -> list[str]:
         where = f"{len(self.pairs)} images in {self.input_path}" if self.is_folder else str(self.input_path)
-        lines = [
-            f"model:     {self.model.descriptor.summary()}",
-            f"backend:   {self.backend_name} on {self.device} ({self.precision})"
-            + (
-                f", tiles of {self.options.tile}px with {self.tile_overlap}px overlap"
-                if self.options.tile
-                else ""
-            ),
-            f"images:    {where} -> {self.output_path}",
-        ]
+        lines = [*self.plan.describe(self.options), f"images:    {where} -> {self.output_path}"]
         return lines + [f"note:      {n}" for n in self.notes]
 
     def cancel(self) -> None:
