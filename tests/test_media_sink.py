@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -558,3 +559,15 @@ def test_rescaling_rounds_as_ffmpeg_does() -> None:
     assert _rescale(-1, Fraction(1, 2), Fraction(1)) == -1
     assert _rescale(1, Fraction(1, 3), Fraction(1)) == 0
     assert _rescale(-2, Fraction(1, 3), Fraction(1)) == -1
+
+
+def test_an_output_name_without_an_extension_is_named_as_such() -> None:
+    from vsr.media.containers import container_for
+
+    for name in ("out", "out."):
+        with pytest.raises(
+            ConfigError,
+            match=rf"^cannot write {re.escape(name)}: it has no extension to name a format; use one of ",
+        ):
+            container_for(Path(name))
+    assert container_for("mkv").ext == container_for(".mkv").ext == container_for("a/b.MKV").ext == ".mkv"

@@ -346,3 +346,27 @@ def test_a_cut_whose_edit_list_hides_samples_is_not_called_truncated(tmp_path: P
         notes = source.run_notes()
     assert len(frames) == 12 and [f.pts for f in frames] == [512 * n for n in range(12)]
     assert not [n for n in notes if "truncated" in n]
+
+
+def test_a_second_video_stream_is_named_once(tmp_path: Path) -> None:
+    src = tmp_path / "two.mkv"
+    with av.open(str(src), "w") as out:
+        streams = []
+        for width in (64, 32):
+            s = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+            s.width, s.height, s.pix_fmt = width, 32, "yuv420p"
+            streams.append(s)
+        for i in range(3):
+            for s in streams:
+                frame = av.VideoFrame(s.width, 32, "yuv420p")
+                for plane in frame.planes:
+                    plane.update(bytes([16 * i]) * plane.buffer_size)
+                frame.pts = i
+                out.mux(s.encode(frame))
+        for s in streams:
+            out.mux(s.encode(None))
+    with FileSource(src) as source:
+        assert source.info.width == 64
+        assert [n for n in source.info.notes if "video stream" in n] == [
+            "video stream #1 (h264) is not copied: only one video stream is processed, #0"
+        ]

@@ -87,16 +87,19 @@ RTSP_OUTPUT = OutputContainerKind("RTSP", "rtsp", tick=Fraction(1, 90000), rotat
 
 
 def container_for(path_or_ext: str | Path) -> OutputContainerKind:
-    """The container for an output path or extension (``"out.mp4"``, ``".mkv"``, ``"ts"``)."""
+    """The container for an output path (a `Path`, or a string with a dot: ``"out.mp4"``) or an
+    extension (``".mkv"``, ``"ts"``)."""
     text = str(path_or_ext)
-    ext = Path(text).suffix.lower() if Path(text).suffix else "." + text.lower().lstrip(".")
+    if isinstance(path_or_ext, Path) or "." in text.lstrip("."):
+        ext = Path(text).suffix.lower()  # "" for "out" and "out."
+    else:
+        ext = "." + text.lower().lstrip(".")
     try:
         return CONTAINERS[ext]
     except KeyError:
         supported = ", ".join(CONTAINERS)
-        raise ConfigError(
-            f"cannot write {ext or 'a file without extension'} files; use one of {supported}"
-        ) from None
+        what = f"{ext} files" if ext else f"{Path(text).name}: it has no extension to name a format"
+        raise ConfigError(f"cannot write {what}; use one of {supported}") from None
 
 
 def partial_path(path: Path) -> Path:

@@ -151,9 +151,6 @@ class FileSource:
                 f"this FFmpeg build has no decoder for the video of {self.path} (stream "
                 f"#{video.index}, {codec_name(video)}); convert it to H.264/HEVC/AV1 first"
             )
-        if len(videos) > 1:
-            others = ", ".join(f"#{s.index}" for s in videos[1:])
-            notes.append(f"using video stream #{video.index}; other video streams ({others}) are not copied")
         video.thread_type = "AUTO"
         video.codec_context.thread_count = threads
         self._video = video
@@ -184,7 +181,7 @@ class FileSource:
             if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
                 notes.append(f"{label}: it is cover art (an attached picture)")
             elif stream.type == "video":
-                notes.append(f"{label}: only one video stream is processed")
+                notes.append(f"{label}: only one video stream is processed, #{self._video.index}")
             elif stream.type not in _PASSTHROUGH_TYPES:
                 notes.append(f"{label}: vsr copies audio, subtitle and attachment streams")
             elif stream.codec_context is None and stream.type != "attachment":
