@@ -164,8 +164,9 @@ def test_each_row_reports_its_restore_time_without_the_warm_up_frame(shared_data
     args = [str(clip), "-s", "2", "--noise", "15", "--denoise", "off", "--denoise", "25"]
     report = _eval_json(*args, "--frames", "3")
     off, on = report["configurations"]
-    # the built-in denoiser (~325 kFLOP a pixel) costs far more than the bicubic x2 "model"
-    assert 0 < 5 * off["restore_ms_per_frame"] < on["restore_ms_per_frame"] < 60_000
+    # the built-in denoiser (~325 kFLOP a pixel) costs far more than the bicubic x2 "model" (5-10x
+    # on an idle machine; 2x leaves room for a busy one, where the small bicubic times swell most)
+    assert 0 < 2 * off["restore_ms_per_frame"] < on["restore_ms_per_frame"] < 60_000
     table = runner.invoke(app, ["eval", *args, "--frames", "3"]).stdout
     row = next(line for line in table.splitlines() if line.startswith("| temporal off, denoise 25 |"))
     assert "| Restore ms/frame |" in table

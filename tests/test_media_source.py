@@ -370,3 +370,35 @@ def test_a_second_video_stream_is_named_once(tmp_path: Path) -> None:
         assert [n for n in source.info.notes if "video stream" in n] == [
             "video stream #1 (h264) is not copied: only one video stream is processed, #0"
         ]
+
+
+def test_a_steady_rate_that_stops_is_named_where_and_for_how_long() -> None:
+    from vsr.media.timestamps import GapWatch
+
+    watch = GapWatch(Fraction(1, 30000))  # 29.97 fps in MP4's usual clock
+    notes = [watch.next(1001 * n) for n in [*range(12), 14, 15, 16, 30, 31]]
+    assert [n for n in notes if n] == [
+        "the input has no frames for 0.100 s after 0.367 s (its steady 29.97 fps would have 2 there): "
+        "a pause in the recording, or a damaged stretch the demuxer skipped"
+    ]
+    assert watch.jumps == 2
+    # Matroska's millisecond clock: 33, 34, 33 ... is steady
+    mkv = GapWatch(Fraction(1, 1000))
+    assert not any(mkv.next(round(n * 1000 / 29.97)) for n in range(40)) and mkv.jumps == 0
+    # variable-rate video jumps by design: nothing to say
+    vfr = GapWatch(Fraction(1, 90000))
+    steps = [3000, 3000, 27000, 3000, 6000, 3000, 3000, 12000, 3000, 3000] * 3
+    pts = [sum(steps[:n]) for n in range(len(steps))]
+    assert not any(vfr.next(p) for p in pts) and vfr.jumps == 0
+
+
+def test_frames_missing_from_a_steady_clip_are_reported_by_a_run(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "holes.mkv", pts=[*range(10), *range(15, 20)], frames=15)
+    with FileSource(src) as source:
+        frames = [item for item in source.items() if not isinstance(item, av.Packet)]
+        notes = source.run_notes()
+    assert len(frames) == 15
+    assert notes == [
+        "the input has no frames for 0.240 s after 0.360 s (its steady 25 fps would have 5 there): "
+        "a pause in the recording, or a damaged stretch the demuxer skipped"
+    ]

@@ -33,7 +33,7 @@ from vsr.media.input_file import codec_name, describe_streams, open_input
 from vsr.media.planes import plane_views
 from vsr.media.side_data import UncarriedSideData
 from vsr.media.tags import read_file_tags, tracks_carried_as_tags
-from vsr.media.timestamps import PtsClock
+from vsr.media.timestamps import GapWatch, PtsClock
 
 __all__ = ["DeinterlaceMode", "FileSource", "VideoInfo"]
 
@@ -203,6 +203,7 @@ class FileSource:
         else:
             time_base = Fraction(video.time_base)
         self._clock = PtsClock(synthesize=synthesize)
+        self._gaps = GapWatch(time_base)
         self._time_base = time_base
 
         decoded_fmt = first.format.name
@@ -294,6 +295,10 @@ class FileSource:
                 raise self._deinterlace_failed(error) from None
             for frame, pts, key in out:
                 yield self._frame(frame, pts, key)
+        if self._gaps.jumps > 1:
+            self._note(
+                f"the input has no frames at {self._gaps.jumps} places where its steady rate says it would"
+            )
         if self._clock.repairs:
             self._note(
                 f"repaired {self._clock.repairs} timestamps that were missing, repeated or went backwards"
@@ -319,6 +324,9 @@ class FileSource:
         width, height = self._size
         for text in self._uncarried.check(frame, self._frames_out):
             self._note(text)
+        gap = self._gaps.next(pts)
+        if gap is not None:
+            self._note(gap)
         if frame.format.name != self._pix_fmt or (frame.width, frame.height) != self._size:
             if (frame.width, frame.height) != self._size and not self._resize_noted:
                 self._resize_noted = True

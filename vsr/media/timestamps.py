@@ -7,9 +7,10 @@ the sequence valid, and they are counted so the run can say how many it made.
 
 from __future__ import annotations
 
+from collections import deque
 from fractions import Fraction
 
-__all__ = ["PtsClock", "RebasingClock"]
+__all__ = ["GapWatch", "PtsClock", "RebasingClock"]
 
 
 class PtsClock:
@@ -106,3 +107,54 @@ class RebasingClock:
             self._timed = True
         self._last = value
         return value
+
+
+class GapWatch:
+    """Notices where a steady frame rate stops for a while: frames the input does not have.
+
+    A damaged stretch that the demuxer skips leaves no error, only a jump in the timestamps; so
+    does a recording that paused. Either way the output cannot have those frames, and the user
+    is told where, once (`jumps` counts them all). Only a rate that has been steady for
+    `_STEADY` frames counts: variable-rate video jumps by design.
+    """
+
+    _STEADY = 8
+    _FACTOR = 1.5  # a step this many times the steady one is a gap (2x: one frame missing)
+
+    def __init__(self, time_base: Fraction) -> None:
+        self.time_base = time_base
+        self.jumps = 0
+        self._last: int | None = None
+        self._steps: deque[int] = deque(maxlen=self._STEADY)
+
+    def next(self, pts: int) -> str | None:
+        """Feed the next frame's pts; returns the note for the first gap."""
+        note = None
+        if self._last is not None:
+            step = pts - self._last
+            steady = self._steady_step()
+            if steady is not None and step > self._FACTOR * steady:
+                self.jumps += 1
+                if self.jumps == 1:
+                    at = float(self._last * self.time_base)
+                    rate = 1 / (steady * self.time_base)
+                    missing = round(step / steady) - 1
+                    note = (
+                        f"the input has no frames for {float(step * self.time_base):.3f} s after {at:.3f} s "
+                        f"(its steady {float(rate):.3f}".rstrip("0").rstrip(".")
+                        + f" fps would have {missing} there): a pause in the recording, or a damaged "
+                        "stretch the demuxer skipped"
+                    )
+            else:
+                self._steps.append(step)
+        self._last = pts
+        return note
+
+    def _steady_step(self) -> Fraction | None:
+        if len(self._steps) < self._STEADY:
+            return None
+        low, high = min(self._steps), max(self._steps)
+        # Matroska's millisecond clock alternates 33 and 34 for 29.97 fps
+        if low <= 0 or high - low > max(1, 0.05 * low):
+            return None
+        return Fraction(sum(self._steps), len(self._steps))
