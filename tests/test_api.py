@@ -46,3 +46,48 @@ def test_sizes_parse_or_fail_with_the_expected_form() -> None:
     for bad in ("big", "0x100", "-1x-1", "12"):
         with pytest.raises(ConfigError):
             parse_size(bad)
+
+
+def test_every_option_has_a_kind_and_a_wrong_one_is_named() -> None:
+    import dataclasses
+
+    from vsr.pipeline.options import _KINDS
+
+    assert {f.name for f in dataclasses.fields(vsr.UpscaleOptions)} == set(_KINDS)
+    for values, message in [
+        (
+            {"overwrite": "no"},
+            "--overwrite must be true or false, got 'no'",
+        ),  # a true string: it replaced files
+        ({"scale": 2.5}, "--scale must be a whole number, got 2.5"),
+        ({"scale": "2"}, "--scale must be a whole number, got '2'"),
+        ({"crf": "x"}, "--crf must be a whole number, got 'x'"),
+        ({"model": 5}, "--model must be text, got 5"),
+        ({"batch": True}, "--batch must be a whole number, got True"),
+        ({"encoder_instances": 1.0}, "--encoders must be a whole number, got 1.0"),
+        ({"size": (1280, "720")}, "--size must be a size WIDTHxHEIGHT, got (1280, '720')"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            vsr.UpscaleOptions(**values)  # type: ignore[arg-type]
+        assert str(caught.value) == message
+
+
+def test_a_presets_wrong_type_names_the_file_and_the_command_line_wins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    preset = tmp_path / "p.toml"
+    preset.write_text('[upscale]\noverwrite = "no"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_options(str(preset))
+    assert str(caught.value) == f"config {preset}: overwrite must be true or false, got 'no'"
+    preset.write_text('[upscale]\nsize = "1280x720"\ncrf = 16\n')
+    options = load_options(str(preset), scale=3)  # --scale replaces the preset's size
+    assert (options.scale, options.size, options.crf) == (3, None, 16)
+    preset.write_text("[upscale]\nscale = 4\n")
+    options = load_options(str(preset), size="640x-1")
+    assert (options.scale, options.size) == (None, (640, -1))
+    with pytest.raises(ConfigError, match="either --scale or --size"):
+        load_options(None, scale=2, size="640x-1")
+
+
+def test_the_api_refuses_options_of_the_wrong_type_with_its_own_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=r"^options must be an UpscaleOptions .* got dict$"):
+        vsr.upscale(tmp_path / "in.mp4", tmp_path / "out.mp4", {"scale": 2})  # type: ignore[arg-type]

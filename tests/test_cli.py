@@ -254,3 +254,12 @@ def test_names_with_a_colon_are_files_not_protocols(
             assert sum(1 for _ in c.decode(video=0)) == frames, out
     code, err = _invoke("upscale", str(src), str(src), "-m", "lanczos", "-y")
     assert code == 2 and "is the input file" in _one_line_error(err)
+
+
+def test_an_output_too_small_to_encode_is_refused_before_the_run(tmp_path: Path, clip: Path) -> None:
+    out = tmp_path / "tiny.mp4"
+    for size in ("1x1", "1x-1"):
+        code, err = _invoke("upscale", str(clip), str(out), "-m", "bicubic", "--size", size)
+        assert code == 2, err
+        assert _one_line_error(err).startswith("vsr: error: the output would be 1x1, 0x0 with even sides")
+    assert not out.exists() and not out.with_name("tiny.partial.mp4").exists()

@@ -32,6 +32,10 @@ def upscale(
     """
     if options is not None and option_values:
         raise TypeError("pass either options= or option keywords, not both")
+    if options is not None and not isinstance(options, UpscaleOptions):
+        raise ConfigError(
+            f"options must be an UpscaleOptions (or the options as keywords), got {type(options).__name__}"
+        )
     if is_image_input(input, output):
         # a different job with a different summary: its own function keeps both return types exact
         raise ConfigError(f"{input} is an image or a folder of images; use vsr.upscale_images() for it")

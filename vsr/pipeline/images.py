@@ -429,6 +429,10 @@ def upscale_images(
     """
     if options is not None and option_values:
         raise TypeError("pass either options= or option keywords, not both")
+    if options is not None and not isinstance(options, UpscaleOptions):
+        raise ConfigError(
+            f"options must be an UpscaleOptions (or the options as keywords), got {type(options).__name__}"
+        )
     if options is None:
         options = load_options(None, **option_values)
     return ImageJob(input, output, options).run(on_image)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,7 @@ class UpscaleOptions:
     segment: float | None = None  # seconds of video per output file (--segment 10m); None: one file
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.scale is not None and not 1 <= self.scale <= 8:
             raise ConfigError(f"--scale must be between 1 and 8, got {self.scale}")
         if self.batch < 1:
@@ -89,6 +91,62 @@ class UpscaleOptions:
     def denoise_level(self) -> float | Literal["auto"] | None:
         """``--denoise`` as the Restore stage takes it: None (off), "auto", or sigma (0..255)."""
         return _denoise_level(self.denoise)
+
+
+# What each option holds, so that a preset's `overwrite = "no"` (a true string) or the API's
+# `scale=2.5` is refused with the option's name instead of acting or failing deep in a run.
+_KINDS: dict[str, tuple[str, bool]] = {  # name -> (kind, None allowed)
+    "model": ("text", False), "scale": ("integer", True), "size": ("size", True),
+    "device": ("text", False), "precision": ("text", False), "backend": ("text", False),
+    "cuda_graph": ("boolean", False), "compile": ("boolean", True), "batch": ("integer", False),
+    "tile": ("integer", False), "tile_overlap": ("integer", True), "temporal": ("text", False),
+    "temporal_strength": ("number", False), "reuse_still": ("boolean", True),
+    "reuse_regions": ("boolean", False), "denoise": ("text or number", False), "denoiser": ("text", True),
+    "denoise_temporal": ("text", False), "codec": ("text", False), "crf": ("integer", True),
+    "preset": ("text", True), "pix_fmt": ("text", True), "encoder_threads": ("integer", False),
+    "encoder_instances": ("integer", False), "deinterlace": ("text", False), "queue_size": ("integer", False),
+    "overwrite": ("boolean", False), "live": ("boolean", True), "max_latency": ("number", False),
+    "rtsp_transport": ("text", False), "open_timeout": ("number", False), "read_timeout": ("number", False),
+    "reconnect_attempts": ("integer", False), "reconnect_interval": ("number", False),
+    "segment": ("number", True),
+}  # fmt: skip
+_WORDS = {
+    "text": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "size": "a size WIDTHxHEIGHT",
+    "text or number": "text or a number",
+}
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "text":
+        return isinstance(value, str | PathLike)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return number
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "text or number":
+        return isinstance(value, str) or number
+    # size: (width, height), whole numbers
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _check_types(o: UpscaleOptions) -> None:
+    for name, (kind, optional) in _KINDS.items():
+        value = getattr(o, name)
+        if (value is None and optional) or _is_kind(value, kind):
+            continue
+        flag = "--" + name.replace("_", "-") if name != "encoder_instances" else "--encoders"
+        raise ConfigError(f"{flag} must be {_WORDS[kind]}, got {value!r}")
 
 
 def _denoise_level(value: str | float) -> float | Literal["auto"] | None:
@@ -169,14 +227,26 @@ def load_options(config: str | None = None, **overrides: object) -> UpscaleOptio
     import dataclasses
 
     values: dict[str, object] = {}
+    given = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:
         path = Path(config)
         data = read_toml(path)
         section = data.get("upscale", data)
         if not isinstance(section, dict):
             raise ConfigError(f"config {path}: [upscale] must be a table")
+        for key, value in section.items():
+            kind = _KINDS.get(key, ("", True))[0]
+            # as TOML writes them: sizes and durations as text ("3840x2160", "10m")
+            loose = kind in ("size", "number") and isinstance(value, str | list)
+            if kind and not loose and not _is_kind(value, kind):
+                raise ConfigError(f"config {path}: {key} must be {_WORDS[kind]}, got {value!r}")
         values.update(section)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        # the command line's --scale replaces a preset's size, and its --size a preset's scale
+        if "scale" in given and "size" not in given:
+            values.pop("size", None)
+        if "size" in given and "scale" not in given:
+            values.pop("scale", None)
+    values.update(given)
     known = {f.name for f in dataclasses.fields(UpscaleOptions)}
     unknown = sorted(set(values) - known)
     if unknown:

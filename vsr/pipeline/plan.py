@@ -190,6 +190,17 @@ def output_size(
         if scale != model_scale:
             notes.append(f"the model is x{model_scale}: its output is resized to x{scale}")
     even_w, even_h = width - (width % 2 if chroma_w else 0), height - (height % 2 if chroma_h else 0)
+    if even_w < 1 or even_h < 1:
+        smallest = f"{1 + (chroma_w > 0)}x{1 + (chroma_h > 0)}"
+        raise ConfigError(
+            f"the output would be {width}x{height}"
+            + (
+                f", {even_w}x{even_h} with even sides for chroma-subsampled video"
+                if (even_w, even_h) != (width, height)
+                else ""
+            )
+            + f"; ask for at least {smallest}"
+        )
     if (even_w, even_h) != (width, height):
         notes.append(f"{width}x{height} is odd for chroma-subsampled output: writing {even_w}x{even_h}")
     return (even_w, even_h), notes
