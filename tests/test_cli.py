@@ -263,3 +263,34 @@ def test_an_output_too_small_to_encode_is_refused_before_the_run(tmp_path: Path,
         assert code == 2, err
         assert _one_line_error(err).startswith("vsr: error: the output would be 1x1, 0x0 with even sides")
     assert not out.exists() and not out.with_name("tiny.partial.mp4").exists()
+
+
+def test_options_that_would_fail_late_are_refused_first(tmp_path: Path, clip: Path) -> None:
+    plot = tmp_path / "p.txt"
+    code, err = _invoke("bench", str(clip), "-m", "bicubic", "-s", "2", "--plot", str(plot))
+    assert (
+        code == 2
+        and _one_line_error(err) == f"vsr: error: --plot draws a PNG: give a name ending in .png, got {plot}"
+    )
+    code, err = _invoke("eval", str(tmp_path), "-s", "2", "--degradation", "realistic", "--seed", "-1")
+    assert code == 2 and _one_line_error(err) == "vsr: error: --seed must be 0 or more, got -1"
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"")
+    code, err = _invoke("build-engine", "fast-x2", "--target", "tensorrt-rtx", "--out", str(afile))
+    assert (
+        code == 2
+        and _one_line_error(err) == f"vsr: error: --out {afile} is a file; give the engine cache folder"
+    )
+    playlist = tmp_path / "hls" / "index.m3u8"
+    playlist.parent.mkdir()
+    code, err = _invoke("upscale", str(clip), str(playlist), "-m", "bicubic", "-s", "2", "--segment", "0.3")
+    assert code == 2 and _one_line_error(err) == "vsr: error: HLS segments must last at least 1 s, got 0.3 s"
+    assert list(playlist.parent.iterdir()) == []
+    code, err = _invoke(
+        "upscale", str(clip), str(tmp_path / "o.mp4"), "-m", "bicubic", "-s", "2", "--backend", "onnxruntime"
+    )
+    # (found when the backend is made, after the plan is printed: the error is the last line)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "vsr: error: the onnxruntime backend runs network models; bicubic runs with --backend torch"
+    )
+    assert "Traceback" not in err and not (tmp_path / "o.mp4").exists()

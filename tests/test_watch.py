@@ -463,6 +463,10 @@ _KNOWN = (
          "10m, 30s, 1h or a number of seconds, got 'ten minutes'"),
         (RUN, [("a", {"rtsp_transport": "sctp"})], "camera 'a': rtsp_transport must be one of tcp, udp, got 'sctp'"),
         (RUN, [("a", {"output": "a.avi"})], "camera 'a': output cannot write .avi files; use one of "),
+        (RUN, [("a", {"output": "hls/index.m3u8"})], "camera 'a': output index.m3u8: cameras record to .mp4, "
+         ".mov, .mkv or .ts files (with segment to cut them); HLS playlists are written by vsr upscale"),
+        (RUN + 'codec = "mpeg2"\n', [("a", {})], "camera 'a': unknown encoder 'mpeg2'; vsr encodes with "),
+        (RUN.replace('"ultrafast"', '"warp"'), [("a", {})], "camera 'a': libx264 has no preset 'warp'; use one of "),
         (RUN + "scale = 0\n", [("a", {})], None),  # a duplicate key: TOML itself refuses it
         (RUN.replace("scale = 2", "scale = 9"), [("a", {})], "scale must be 1..8, got 9"),
         (RUN.replace('"fp32"', '"fp8"'), [("a", {})], "precision must be one of auto, fp32, fp16, bf16, got 'fp8'"),
@@ -723,3 +727,15 @@ def test_cancel_while_a_camera_is_still_connecting_ends_at_once(tmp_path: Path) 
     (report,) = summary.feeds
     assert report.ended_by == "interrupted before it came up (1 failed attempts)"
     assert summary.missing == [report] and report.output is None and not list(tmp_path.glob("down*"))
+
+
+def test_an_unknown_model_is_refused_with_the_config_named(tmp_path: Path) -> None:
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")
+    config = _config(
+        tmp_path, _camera("a", clip, tmp_path / "out.mp4"), run=RUN.replace('"bicubic"', '"nomodel"')
+    )
+    result = CliRunner().invoke(app, ["watch", str(config)])
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"vsr: error: {config}: model: unknown model 'nomodel': not a built-in model (")

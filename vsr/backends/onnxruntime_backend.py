@@ -60,6 +60,11 @@ class OnnxRuntimeBackend:
         from vsr.engines import onnx_export
 
         d = model.descriptor
+        if d.architecture in onnx_export.CLASSIC_KERNELS:
+            # its resize matrices are made in Python for one input size: no graph fits every size
+            raise DeviceError(
+                f"the onnxruntime backend runs network models; {d.architecture} runs with --backend torch"
+            )
         if options.precision not in _DTYPES:
             raise DeviceError(
                 f"the onnxruntime backend runs fp32 or fp16, not {options.precision}; "

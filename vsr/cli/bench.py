@@ -63,6 +63,8 @@ def bench_command(
         raise ConfigError(f"input {input} does not exist")
     check_report_path(json_path, "--json")
     check_report_path(plot, "--plot")
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise ConfigError(f"--plot draws a PNG: give a name ending in .png, got {plot}")
     options = load_options(
         model=model, scale=scale, device=device, precision=precision, backend=backend, batch=batch,
         cuda_graph=cuda_graph, compile=compile, codec=codec, preset=preset, encoder_instances=encoders,

@@ -10,7 +10,7 @@ import typer
 from vsr.cli.errors import reports_errors
 from vsr.engines import EngineBuildRequest, EngineManifest, build_engine
 from vsr.engines.targets import BUILDERS, display_name, parse_compute_capabilities
-from vsr.errors import ConfigError
+from vsr.errors import ConfigError, OutputError
 
 __all__ = ["build_engine_command"]
 
@@ -70,6 +70,12 @@ def build_engine_command(
     if precision not in ("fp16", "fp32"):
         raise ConfigError(f"--precision must be fp16 or fp32, got {precision!r}")
     targets = parse_compute_capabilities(compute_capability) if compute_capability is not None else ()
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file; give the engine cache folder")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the engine folder {out} ({exc.strerror or exc})") from None
     request = EngineBuildRequest(
         model_source=model,
         precision=precision,  # type: ignore[arg-type]

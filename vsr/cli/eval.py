@@ -210,6 +210,8 @@ def eval_command(
         raise ConfigError(f"--degradation must be bicubic or realistic, got {degradation!r}")
     if seed is not None and degradation != "realistic":
         raise ConfigError("--seed applies to --degradation realistic")
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {seed}")
     if degradation is not None and (Path(folder).is_file() or noise is not None):
         raise ConfigError(
             "--degradation applies to the SR protocol on a folder; a clip's LR takes --noise and --h264"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENCODERS",
     "EncoderProfile",
+    "check_encoder_settings",
     "choose_output_pix_fmt",
     "configure_encoder",
     "encoder_options",
@@ -128,14 +129,22 @@ def _preset(profile: EncoderProfile, preset: str | None) -> str:
 _PARAM_LISTS = frozenset({"x264-params", "x265-params", "svtav1-params"})
 
 
-def encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
-    """FFmpeg options for the spec's encoder: quality, preset, HDR10 metadata, then the user's own."""
-    profile = encoder_profile(spec.codec)
-    quality = profile.default_quality if spec.crf is None else spec.crf
+def check_encoder_settings(
+    codec: str, crf: int | None, preset: str | None
+) -> tuple[EncoderProfile, int, str]:
+    """The encoder's profile, quality and preset; a `ConfigError` for a codec, crf or preset it lacks."""
+    profile = encoder_profile(codec)
+    quality = profile.default_quality if crf is None else crf
     low, high = profile.quality_range
     if not low <= quality <= high:
         raise ConfigError(f"crf {quality} is out of range for {profile.name} ({low}..{high})")
-    options = {"preset": _preset(profile, spec.preset)}
+    return profile, quality, _preset(profile, preset)
+
+
+def encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
+    """FFmpeg options for the spec's encoder: quality, preset, HDR10 metadata, then the user's own."""
+    profile, quality, preset = check_encoder_settings(spec.codec, spec.crf, spec.preset)
+    options = {"preset": preset}
     if profile.name == "libx264" and quality == 0:
         options["qp"] = "0"  # crf 0 is lossless only at 8 bits; qp 0 is lossless at any depth
     elif profile.name == "libx265":

@@ -41,12 +41,19 @@ from vsr.media.frame import Frame
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink_base import MuxedSink, start_muxer
 
-__all__ = ["DEFAULT_SEGMENT_S", "HlsSink"]
+__all__ = ["DEFAULT_SEGMENT_S", "HlsSink", "check_hls_segment"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_S = 4.0
 _LIVE_LIST_SIZE = 6
+
+
+def check_hls_segment(segment_s: float | None) -> None:
+    """HLS segments last at least a second: the playlist's target duration is whole seconds (0
+    for shorter ones), and players reload a live playlist at that interval."""
+    if segment_s is not None and segment_s < 1:
+        raise ConfigError(f"HLS segments must last at least 1 s, got {segment_s:g} s")
 
 
 class HlsSink(MuxedSink):
@@ -70,8 +77,7 @@ class HlsSink(MuxedSink):
         kind = container_for(self.path)
         if not kind.playlist:
             raise ConfigError(f"{self.path} is not a playlist; HlsSink writes .m3u8 outputs")
-        if segment_s <= 0:
-            raise ConfigError(f"HLS segments must last a positive time, got {segment_s:g} s")
+        check_hls_segment(segment_s)
         check_output_path(self.path, [local_path(s.container.name) for s in passthrough])
         problems = incompatible_streams(kind, passthrough)
         if problems:

@@ -21,7 +21,7 @@ from vsr.models.descriptor import LoadedModel
 from vsr.models.registry import ARCHITECTURES
 from vsr.models.spandrel_loader import load_with_spandrel
 
-__all__ = ["BUILTIN_MODELS", "MAX_CLASSIC_SCALE", "load_model", "load_state_dict"]
+__all__ = ["BUILTIN_MODELS", "MAX_CLASSIC_SCALE", "check_model_name", "load_model", "load_state_dict"]
 
 BUILTIN_MODELS: tuple[str, ...] = tuple(CLASSIC_KERNELS)
 MAX_CLASSIC_SCALE = 8
@@ -100,6 +100,15 @@ def _describe(state_dict: Mapping[str, Tensor]) -> str:
     return f"found {len(state_dict)} tensors, e.g. {examples}"
 
 
+def check_model_name(spec: str | os.PathLike[str]) -> None:
+    """A `ModelError` now, before a run, for a name that is neither built in nor a file."""
+    if isinstance(spec, str) and (spec in CLASSIC_KERNELS or spec in builtin_weights()):
+        return
+    if not Path(spec).exists():
+        known = ", ".join([*BUILTIN_MODELS, *builtin_weights()])
+        raise ModelError(f"unknown model {str(spec)!r}: not a built-in model ({known}) and no such file")
+
+
 def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> LoadedModel:
     """A ready-to-run model (eval mode, CPU, float32) and its descriptor.
 
@@ -119,8 +128,7 @@ def load_model(spec: str | os.PathLike[str], *, scale: int | None = None) -> Loa
     if isinstance(spec, str) and spec in builtin_weights() and not path.exists():
         loaded = load_builtin(spec)
     elif not path.exists():
-        known = ", ".join([*BUILTIN_MODELS, *builtin_weights()])
-        raise ModelError(f"unknown model {str(spec)!r}: not a built-in model ({known}) and no such file")
+        check_model_name(spec)  # raises
     else:
         state_dict = load_state_dict(path)
         arch = ARCHITECTURES.detect(state_dict)

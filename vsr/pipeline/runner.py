@@ -24,7 +24,7 @@ from typing import Any
 
 from vsr.errors import Cancelled, ConfigError, VsrError
 from vsr.media import Frame, incompatible_streams
-from vsr.media.hls import HlsSink
+from vsr.media.hls import HlsSink, check_hls_segment
 from vsr.media.live import EventLog, LiveSource
 from vsr.media.outputs import Sink, open_sink, output_kind
 from vsr.media.publish import RtspSink, check_publish_spec, is_publish_url
@@ -102,6 +102,8 @@ class Pipeline:
         self._publish = is_publish_url(self.output)
         if not self._publish:
             check_paths(self.input_path, self.output_path, overwrite=self.options.overwrite)
+            if output_kind(self.output).playlist:
+                check_hls_segment(self.options.segment)
         self.source = open_source(self.input, self.options)
         is_live = isinstance(self.source, LiveSource)
         if self.options.reuse_still is None:  # by default a camera's unchanged frames skip the model

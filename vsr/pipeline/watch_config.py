@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsr.errors import ConfigError
+from vsr.errors import ConfigError, ModelError
 from vsr.media.containers import container_for
+from vsr.media.encoders import check_encoder_settings
 from vsr.media.live_input import live_kind, redact
 from vsr.media.segments import parse_duration
+from vsr.models.loading import check_model_name
 from vsr.pipeline.denoise_pass import denoiser_to_load
 from vsr.pipeline.options import UpscaleOptions, read_toml
 
@@ -160,6 +162,11 @@ def load_watch_config(path: str | Path, *, overwrite: bool = False) -> WatchConf
     defaults = {key: data.pop(key) for key in _RESTORE_KEYS if key in data}  # applied per camera
     # the torch backend takes any frame size and batch; an engine is built for given shapes
     options = _options(path, "", UpscaleOptions(backend="torch", overwrite=overwrite), data)
+    try:
+        if options.model != "auto":
+            check_model_name(options.model)
+    except ModelError as exc:
+        raise ModelError(f"{path}: model: {exc}") from None
     if not isinstance(cameras, list) or not cameras or not all(isinstance(c, dict) for c in cameras):
         raise ConfigError(f"{path}: needs at least one [[camera]] table (name, url, output)")
     folder = path.parent
@@ -215,14 +222,24 @@ def _camera(
         url = str(folder / Path(url).expanduser())
     output = folder / Path(str(table["output"])).expanduser()
     try:
-        container_for(output)
+        kind = container_for(output)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {label}: output {exc}") from None
+    if kind.playlist:
+        raise ConfigError(
+            f"{path}: {label}: output {output.name}: cameras record to .mp4, .mov, .mkv or .ts files "
+            "(with segment to cut them); HLS playlists are written by vsr upscale"
+        )
     own = {k: v for k, v in table.items() if k not in _REQUIRED and k not in _RESTORE_KEYS}
     if "segment" in own:
         own["segment"] = parse_duration(own["segment"])  # type: ignore[arg-type]
     own |= _restore_steps(f"{path}: {label}: ", folder, defaults, table, live=live_kind(url) is not None)
-    return CameraConfig(name=name, url=url, output=output, options=_options(path, label, run, own))
+    options = _options(path, label, run, own)
+    try:
+        check_encoder_settings(options.codec, options.crf, options.preset)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {label}: {exc}") from None
+    return CameraConfig(name=name, url=url, output=output, options=options)
 
 
 def _restore_steps(
