@@ -294,3 +294,29 @@ def test_options_that_would_fail_late_are_refused_first(tmp_path: Path, clip: Pa
         "vsr: error: the onnxruntime backend runs network models; bicubic runs with --backend torch"
     )
     assert "Traceback" not in err and not (tmp_path / "o.mp4").exists()
+
+
+def test_misspelt_values_are_usage_errors_and_a_missing_input_is_exit_1(tmp_path: Path, clip: Path) -> None:
+    out = str(tmp_path / "o.mp4")
+    for args, message in [
+        (
+            ["upscale", str(clip), out, "--precision", "int8"],
+            "--precision must be auto, fp32, fp16 or bf16, got 'int8'",
+        ),
+        (
+            ["upscale", str(clip), out, "--device", "tpu"],
+            "--device must be auto, cpu, cuda or cuda:N, got 'tpu'",
+        ),
+        (
+            ["build-engine", "bicubic"],
+            "bicubic is a classic resizer with no network: there is no engine to build",
+        ),
+    ]:
+        code, err = _invoke(*args)
+        assert code == 2 and _one_line_error(err).startswith(f"vsr: error: {message}"), (args, err)
+    for command in (["upscale", "nothere.mp4", out], ["bench", "nothere.mp4"]):
+        code, err = _invoke(*command)
+        assert code == 1 and _one_line_error(err) == "vsr: error: input not found: nothere.mp4", (
+            command,
+            err,
+        )

@@ -9,7 +9,7 @@ import typer
 
 from vsr.cli.errors import reports_errors
 from vsr.cli.reports import check_report_path, write_json
-from vsr.errors import ConfigError
+from vsr.errors import ConfigError, InputError
 from vsr.pipeline.bench import run_bench
 from vsr.pipeline.bench_plot import write_plot
 from vsr.pipeline.bench_source import parse_synthetic
@@ -60,7 +60,7 @@ def bench_command(
     """Time each stage alone, then a real run to a temporary file (deleted), and compare."""
     size = parse_synthetic(synthetic) if synthetic is not None else None
     if input is not None and not Path(input).exists():
-        raise ConfigError(f"input {input} does not exist")
+        raise InputError(f"input not found: {input}")
     check_report_path(json_path, "--json")
     check_report_path(plot, "--plot")
     if plot is not None and Path(plot).suffix.lower() != ".png":

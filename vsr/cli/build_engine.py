@@ -10,7 +10,8 @@ import typer
 from vsr.cli.errors import reports_errors
 from vsr.engines import EngineBuildRequest, EngineManifest, build_engine
 from vsr.engines.targets import BUILDERS, display_name, parse_compute_capabilities
-from vsr.errors import ConfigError, OutputError
+from vsr.errors import ConfigError
+from vsr.models.classic import CLASSIC_KERNELS
 
 __all__ = ["build_engine_command"]
 
@@ -65,6 +66,11 @@ def build_engine_command(
     """Build an engine for MODEL: named by its identity, written complete or not at all, with a JSON manifest."""
     from vsr.models import load_model
 
+    if model in CLASSIC_KERNELS:
+        raise ConfigError(
+            f"{model} is a classic resizer with no network: there is no engine to build for it; "
+            "give a trained model (a built-in name or a checkpoint)"
+        )
     if target not in BUILDERS:
         raise ConfigError(f"--target must be {' or '.join(BUILDERS)}, got {target!r}")
     if precision not in ("fp16", "fp32"):
@@ -72,10 +78,6 @@ def build_engine_command(
     targets = parse_compute_capabilities(compute_capability) if compute_capability is not None else ()
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give the engine cache folder")
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the engine folder {out} ({exc.strerror or exc})") from None
     request = EngineBuildRequest(
         model_source=model,
         precision=precision,  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ from vsr.engines.targets import (
     rtx_compute_capability,
 )
 from vsr.engines.validate import check_engine
-from vsr.errors import ConfigError, EngineError, ModelError
+from vsr.errors import ConfigError, EngineError, ModelError, OutputError
 from vsr.models.classic import CLASSIC_KERNELS
 from vsr.models.descriptor import LoadedModel
 
@@ -154,7 +154,10 @@ def build_engine(model: LoadedModel, request: EngineBuildRequest) -> BuiltEngine
     # TensorRT 10's fp16 comes from a builder flag on the fp32 network (see the module docstring)
     onnx_precision: EnginePrecision = request.precision if typing == "strong" else "fp32"
     out_dir = request.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the engine folder {out_dir} ({exc.strerror or exc})") from None
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vsr-engine-") as tmp:
         onnx_path = export_onnx(

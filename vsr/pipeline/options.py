@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -66,6 +67,10 @@ class UpscaleOptions:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ConfigError(f"--precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.scale is not None and not 1 <= self.scale <= 8:
             raise ConfigError(f"--scale must be between 1 and 8, got {self.scale}")
         if self.batch < 1:
