@@ -111,3 +111,23 @@ def test_file_and_synthetic_together_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", str(clip), "--synthetic", "64x48", "-m", "bicubic"])
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_run_faster_than_its_slowest_stage_is_flagged() -> None:
+    import dataclasses
+
+    from vsr.pipeline import bench
+    from vsr.pipeline.options import load_options
+
+    result = bench.run_bench(
+        load_options(None, model="bicubic", scale=2, precision="fp32", preset="ultrafast"),
+        synthetic=(64, 48),
+        frames=4,
+        stage_frames=4,
+    )
+    warning = "warning: the run outpaced its slowest stage timed alone"
+    assert not [line for line in result.table() if line.startswith(warning)] or result.efficiency > 1.1
+    disturbed = dataclasses.replace(result, efficiency=119.5)  # what a busy machine printed
+    assert [line for line in disturbed.table() if line.startswith(warning)] == [
+        f"{warning} ({result.bottleneck}): that timing was disturbed (other work on the machine?); run the bench again"
+    ]

@@ -33,6 +33,10 @@ from vsr.pipeline.stats import StageClock
 __all__ = ["BenchResult", "StageSpeed", "run_bench"]
 
 
+# end-to-end over the slowest stage alone: at most 1, plus timing noise
+_MOST_EFFICIENT = 1.1
+
+
 @dataclass(frozen=True)
 class StageSpeed:
     name: str
@@ -91,6 +95,12 @@ class BenchResult:
             f"efficiency (end-to-end / slowest of decode, restore, encode): {self.efficiency:.3f}; "
             f"bottleneck: {self.bottleneck}"
         )
+        if self.efficiency > _MOST_EFFICIENT:
+            # a pipeline cannot outrun its slowest stage: that stage's timing was disturbed
+            lines.append(
+                f"warning: the run outpaced its slowest stage timed alone ({self.bottleneck}): that timing "
+                "was disturbed (other work on the machine?); run the bench again"
+            )
         if self.gpu is not None:
             g = self.gpu
             lines.append(
