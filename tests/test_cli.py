@@ -320,3 +320,20 @@ def test_misspelt_values_are_usage_errors_and_a_missing_input_is_exit_1(tmp_path
             command,
             err,
         )
+
+
+def test_an_option_without_the_one_it_refines_is_named(tmp_path: Path, clip: Path) -> None:
+    from vsr.pipeline.options import load_options
+    from vsr.pipeline.plan import unused_options
+
+    assert unused_options(
+        load_options(None, tile_overlap=8, temporal_strength=0.3, denoise_temporal="off")
+    ) == [
+        "--tile-overlap is unused without --tile",
+        "--temporal-strength is unused without --temporal on",
+        "--denoise-temporal is unused without --denoise",
+    ]
+    given = load_options(None, tile=64, tile_overlap=8, temporal="on", temporal_strength=0.3)
+    assert unused_options(given) == []
+    code, err = _invoke("upscale", str(clip), str(tmp_path / "o.mp4"), "-m", "bicubic", "--tile-overlap", "8")
+    assert code == 0 and "note:      --tile-overlap is unused without --tile" in err

@@ -42,7 +42,7 @@ from vsr.models import LoadedModel, load_model
 from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import ModelDescriptor, Precision
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
-from vsr.pipeline.options import UpscaleOptions
+from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH, UpscaleOptions
 from vsr.pipeline.restore import RestoreConfig, RestoreStage
 from vsr.pipeline.temporal import flow_for
 
@@ -306,6 +306,7 @@ def make_plan(
     input_color = info.color.resolved(info.height, full_range_format=pixel_layout(info.pix_fmt).full_range)
     if input_color != info.color:
         notes.append(f"input colour is not fully tagged: converting and tagging as {input_color.describe()}")
+    notes += unused_options(options)
     # RRDB's exact receptive field is hundreds of pixels, which would make tiles pointless; 32
     # pixels of context is the common choice of SR tools (not measured here for RRDB: no weights).
     overlap = (
@@ -390,6 +391,18 @@ def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:
     model = load_model(denoiser_to_load(options.denoiser))
     check_denoiser(model)
     return model
+
+
+def unused_options(options: UpscaleOptions) -> list[str]:
+    """Notes for options given without the one they refine (a preset may set them for later)."""
+    notes = []
+    if options.tile_overlap is not None and not options.tile:
+        notes.append("--tile-overlap is unused without --tile")
+    if options.temporal_strength != DEFAULT_TEMPORAL_STRENGTH and options.temporal != "on":
+        notes.append("--temporal-strength is unused without --temporal on")
+    if options.denoise_temporal != "on" and options.denoise_level is None:
+        notes.append("--denoise-temporal is unused without --denoise")
+    return notes
 
 
 def check_paths(input_path: str | Path, output_path: str | Path, *, overwrite: bool) -> None:
