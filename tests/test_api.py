@@ -91,3 +91,10 @@ def test_a_presets_wrong_type_names_the_file_and_the_command_line_wins(tmp_path)
 def test_the_api_refuses_options_of_the_wrong_type_with_its_own_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=r"^options must be an UpscaleOptions .* got dict$"):
         vsr.upscale(tmp_path / "in.mp4", tmp_path / "out.mp4", {"scale": 2})  # type: ignore[arg-type]
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    from vsr.text import counted
+
+    assert [counted(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
+    assert counted(1, "feed") == "1 feed" and counted(3, "child", "children") == "3 children"

@@ -182,7 +182,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         (["upscale", str(src), str(tmp_path / "o.mp4"), "-m", "bicubic", "--denoise", "10", "--denoise-temporal", "maybe"],
          "--denoise-temporal must be off or on"),
         (["eval", str(src), "-s", "2", "--denoise-temporal", "on"], "--denoise-temporal applies to the rows that denoise"),
-        (["eval", str(tmp_path), "-s", "2", "--denoise-temporal", "on"], "apply to a video clip"),
+        (["eval", str(tmp_path), "-s", "2", "--denoise-temporal", "on"], "applies to a video clip"),
     ]:  # fmt: skip
         result = runner.invoke(app, args)
         lines = [line for line in result.stderr.splitlines() if line.strip()]

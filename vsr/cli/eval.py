@@ -237,7 +237,8 @@ def eval_command(
             configs=configs, degradation=degradation, denoiser=denoiser, crops=crops, compile=bool(compile),
         )  # fmt: skip
     elif given := [name for name, value in zip(_CLIP_ONLY, clip_only, strict=True) if value is not None]:
-        raise ConfigError(f"{', '.join(given)} apply to a video clip; {folder} is not a file")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ConfigError(f"{', '.join(given)} {verb} to a video clip; {folder} is not a file")
     elif noise is None:
         if model == NOISY_BASELINE:
             raise ConfigError("-m none is the noisy-input baseline of --noise; give --noise SIGMA or a model")

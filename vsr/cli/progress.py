@@ -9,6 +9,7 @@ from typing import TextIO
 from vsr.pipeline.images import ImageRunSummary
 from vsr.pipeline.runner import Progress
 from vsr.pipeline.stats import RunSummary
+from vsr.text import counted
 
 __all__ = ["ProgressPrinter", "format_image_summary", "format_summary"]
 
@@ -79,7 +80,10 @@ def format_summary(s: RunSummary) -> str:
 def _live_lines(s: RunSummary) -> list[str]:
     lines = []
     if s.segments:
-        lines.append(f"  {len(s.segments)} segments: {s.segments[0]} ... {s.segments[-1]}")
+        lines.append(
+            f"  {counted(len(s.segments), 'segment')}: {s.segments[0]}"
+            + (f" ... {s.segments[-1]}" if len(s.segments) > 1 else "")
+        )
     live = s.live
     if live is None:
         return lines

@@ -12,6 +12,7 @@ from vsr.cli.upscale import stop_on_signals
 from vsr.pipeline.watch import WatchRun
 from vsr.pipeline.watch_config import load_watch_config
 from vsr.pipeline.watch_report import FeedReport, WatchSummary
+from vsr.text import counted
 
 __all__ = ["format_watch_summary", "watch_command"]
 
@@ -32,7 +33,10 @@ def _feed_lines(f: FeedReport) -> list[str]:
             f"to {f.output if f.output is not None else 'nothing'}; ended: {f.ended_by}"
         ]
     if f.segments:
-        lines.append(f"  {len(f.segments)} segments: {f.segments[0]} ... {f.segments[-1]}")
+        lines.append(
+            f"  {counted(len(f.segments), 'segment')}: {f.segments[0]}"
+            + (f" ... {f.segments[-1]}" if len(f.segments) > 1 else "")
+        )
     if f.live:
         lat = f.latency
         lines.append(
@@ -46,7 +50,7 @@ def _feed_lines(f: FeedReport) -> list[str]:
 
 def format_watch_summary(s: WatchSummary) -> str:
     lines = [
-        f"{len(s.feeds)} feeds in {s.wall_s:.2f} s: model {s.model} on {s.backend}/{s.device} {s.precision}, "
+        f"{counted(len(s.feeds), 'feed')} in {s.wall_s:.2f} s: model {s.model} on {s.backend}/{s.device} {s.precision}, "
         f"{s.frames_restored} frames in {s.model_calls} model calls (batch {s.batch}), "
         f"{s.cross_feed_calls} of them with frames of more than one feed",
     ]

@@ -33,6 +33,7 @@ from vsr.ops.resize import resize
 from vsr.pipeline.options import UpscaleOptions, load_options
 from vsr.pipeline.plan import output_size, resolve_model, wanted_scale
 from vsr.pipeline.restore import restore_rgb
+from vsr.text import counted
 
 __all__ = [
     "VIDEO_ONLY_OPTIONS",
@@ -301,7 +302,11 @@ class ImageJob:
         self._notes[text] = None
 
     def describe(self) -> list[str]:
-        where = f"{len(self.pairs)} images in {self.input_path}" if self.is_folder else str(self.input_path)
+        where = (
+            f"{counted(len(self.pairs), 'image')} in {self.input_path}"
+            if self.is_folder
+            else str(self.input_path)
+        )
         lines = [*self.plan.describe(self.options), f"images:    {where} -> {self.output_path}"]
         return lines + [f"note:      {n}" for n in self.notes]
 

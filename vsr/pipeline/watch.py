@@ -47,6 +47,7 @@ from vsr.pipeline.watch_config import WatchConfig
 from vsr.pipeline.watch_feed import Feed
 from vsr.pipeline.watch_report import WatchSummary
 from vsr.pipeline.watch_restore import CrossFeedRestore, camera_steps, load_denoisers
+from vsr.text import counted
 
 __all__ = ["WatchRun"]
 
@@ -91,7 +92,7 @@ class WatchRun:
         lines = [
             f"model:     {self.model.descriptor.summary()}",
             f"backend:   {self.backend_name} on {self.device} ({self.precision}), "
-            f"batch {self.batch} across {len(self.feeds)} feeds"
+            f"batch {self.batch} across {counted(len(self.feeds), 'feed')}"
             + (", torch.compile" if self.compile else ""),
         ]
         for feed in self.feeds:

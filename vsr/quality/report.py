@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from vsr.text import counted
+
 if TYPE_CHECKING:
     from vsr.quality.clip_report import ClipReport
 
@@ -260,7 +262,7 @@ def mean_line(report: EvalReport | DenoiseReport | ClipReport) -> str:
         return clip_mean_line(report)
     if isinstance(report, DenoiseReport):
         return (
-            f"{report.model} at sigma {report.sigma:g} on {len(report.rows)} images: "
+            f"{report.model} at sigma {report.sigma:g} on {counted(len(report.rows), 'image')}: "
             f"PSNR-RGB {report.mean_psnr_rgb:.2f} dB, SSIM-RGB {report.mean_ssim_rgb:.4f}"
         )
     where = "" if report.degradation == "bicubic" else f" ({report.degradation} LR, seed {report.seed})"
