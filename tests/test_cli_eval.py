@@ -94,7 +94,7 @@ def test_checkpoint_scale_comes_from_the_model(shared_data: Path, tmp_path: Path
         ("none", ["-s", "2"], 1, "does not exist"),
         ("empty", ["-s", "2"], 1, "no PNG, BMP or TIFF images"),
         ("unreadable", ["-s", "2"], 1, "cannot read image"),
-        ("tiny", ["-s", "4"], 1, "too small to score at x4"),
+        ("tiny", ["-s", "4"], 1, "is 16x16, too small to score at x4: it needs 20 pixels a side"),
         ("images", ["-s", "2", "-m", "no-such-model"], 1, "unknown model 'no-such-model'"),
         ("images", ["-s", "2", "-f", "xml"], 2, "unknown format 'xml'"),
         ("images", ["-s", "2", "-m", "bicubic", "-m", "lanczos"], 2, "-m takes one model per run, got 2"),

@@ -211,12 +211,15 @@ def folder_pairs(
     cropped to a multiple of ``scale`` and the input made by `lr_input`; an `InputError` for an
     image too small to score (SSIM's window after the border is cut), before its input is made."""
     for index, path in enumerate(find_images(folder)):
-        hr = modcrop(load_image(path), scale)
+        image = load_image(path)
+        hr = modcrop(image, scale)
         h, w = hr.shape[:2]
         if min(h, w) < 2 * scale + _SSIM_WINDOW:
+            needed = -(-(2 * scale + _SSIM_WINDOW) // scale) * scale  # cropped to a multiple of the scale
             raise InputError(
-                f"image {path.name} is {w}x{h}, too small to score at x{scale}: "
-                f"needs {2 * scale + _SSIM_WINDOW} pixels a side after the {scale}-pixel border is cut"
+                f"image {path.name} is {image.shape[1]}x{image.shape[0]}, too small to score at x{scale}: "
+                f"it needs {needed} pixels a side (SSIM's {_SSIM_WINDOW}-pixel window once a "
+                f"{scale}-pixel border is cut from each edge)"
             )
         yield path, hr, lr_input(hr, scale, degradation=degradation, seed=seed, index=index)
 
