@@ -287,3 +287,21 @@ def test_quality_exports_everything_public() -> None:
     for module in (crops, evaluate, metrics, protocol, report):
         missing = [n for n in module.__all__ if n not in vsr.quality.__all__ and not n.isupper()]
         assert not missing, (module.__name__, missing)
+
+
+def test_a_48_bit_png_is_refused_not_scored_on_its_high_bytes(tmp_path: Path) -> None:
+    import cv2
+
+    from vsr.errors import InputError
+    from vsr.quality import load_image
+
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), np.random.default_rng(0).integers(0, 65535, (32, 32, 3)).astype(np.uint16))
+    with pytest.raises(InputError) as caught:
+        load_image(deep)
+    assert str(caught.value) == (
+        f"image {deep} is RGB with 16 bits a channel, not 8 bits per channel; convert it to 8-bit RGB"
+    )
+    eight = tmp_path / "eight.png"
+    cv2.imwrite(str(eight), np.full((8, 8, 3), 7, np.uint8))
+    assert load_image(eight).dtype == np.uint8 and int(load_image(eight).max()) == 7

@@ -52,7 +52,9 @@ def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     p = Path(path)
     try:
         with Image.open(p) as im:
-            mode = im.mode
+            # Pillow shows a 48-bit PNG as "RGB" and drops its low bytes; its tile says what it holds
+            deep = any(";16" in str(tile[3]) for tile in im.tile if len(tile) > 3)
+            mode = f"{im.mode} with 16 bits a channel" if deep else im.mode
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy() if mode in _EIGHT_BIT_MODES else None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
