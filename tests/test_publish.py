@@ -242,15 +242,18 @@ def test_server_dropping_the_publish_is_an_output_error(tmp_path: Path) -> None:
 # -- HLS --------------------------------------------------------------------------------------
 
 
-def test_hls_segments_each_play_alone_and_add_up_to_the_input(clip: Path, tmp_path: Path) -> None:
+def test_hls_segments_each_play_alone_and_add_up_to_the_input(tmp_path: Path) -> None:
+    # segments last at least 1 s (the playlist's target duration is whole seconds)
+    clip = write_clip(tmp_path / "in.mp4", frames=70, audio=True)  # 2.8 s at 25 fps
     playlist = tmp_path / "hls" / "index.m3u8"
     playlist.parent.mkdir()
-    code, lines = _upscale(str(clip), str(playlist), *SMALL, "--segment", "0.4s")
+    code, lines = _upscale(str(clip), str(playlist), *SMALL, "--segment", "1s")
     assert code == 0, lines
     text = playlist.read_text()
     listed = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert listed == ["index-00000.ts", "index-00001.ts", "index-00002.ts"]
     assert "#EXT-X-INDEPENDENT-SEGMENTS" in text and text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert "#EXT-X-TARGETDURATION:1" in text
     counts = []
     for name in listed:
         with av.open(str(playlist.parent / name)) as segment:
@@ -258,36 +261,36 @@ def test_hls_segments_each_play_alone_and_add_up_to_the_input(clip: Path, tmp_pa
             first = next(segment.decode(video=0))
             assert first.key_frame  # each segment starts with its own keyframe
         counts.append(_decoded_frames(playlist.parent / name))
-    assert sum(counts) == CLIP_FRAMES and counts[0] == 12  # 0.4 s at 29.97 fps: 12 frames
+    assert counts == [25, 25, 20]
     assert sorted(p.name for p in playlist.parent.iterdir()) == [*listed, "index.m3u8"]  # no .tmp
 
 
 def test_hls_overwrite_removes_the_earlier_runs_segments_and_nothing_else(tmp_path: Path) -> None:
-    clip = write_clip(tmp_path / "in.mp4", frames=50)  # 2 s at 25 fps
+    clip = write_clip(tmp_path / "in.mp4", frames=100)  # 4 s at 25 fps
     folder = tmp_path / "hls"
     folder.mkdir()
     playlist = folder / "index.m3u8"
-    code, lines = _upscale(str(clip), str(playlist), *SMALL, "--segment", "0.2s")
+    code, lines = _upscale(str(clip), str(playlist), *SMALL, "--segment", "1s")
     assert code == 0, lines
-    assert sorted(p.name for p in folder.glob("index-*.ts")) == [f"index-{i:05d}.ts" for i in range(10)]
-    (folder / "index-00010.ts.tmp").write_bytes(b"the segment a crash left unfinished")
+    assert sorted(p.name for p in folder.glob("index-*.ts")) == [f"index-{i:05d}.ts" for i in range(4)]
+    (folder / "index-00004.ts.tmp").write_bytes(b"the segment a crash left unfinished")
     others = ["index-00003.ts.bak", "index-7.ts", "index.txt", "other-00004.ts", "other.m3u8"]
     for name in others:
         (folder / name).write_text("not the playlist's")
 
     run = tmp_path / "run.json"
     code, lines = _upscale(
-        str(clip), str(playlist), *SMALL, "--segment", "1s", "--overwrite", "--json", str(run)
+        str(clip), str(playlist), *SMALL, "--segment", "2s", "--overwrite", "--json", str(run)
     )
     assert code == 0, lines
     listed = [line for line in playlist.read_text().splitlines() if line and not line.startswith("#")]
     assert listed == ["index-00000.ts", "index-00001.ts"]
     assert sorted(p.name for p in folder.iterdir()) == sorted([*listed, "index.m3u8", *others])
     assert all((folder / name).read_text() == "not the playlist's" for name in others)
-    assert [_decoded_frames(folder / name) for name in listed] == [25, 25]
+    assert [_decoded_frames(folder / name) for name in listed] == [50, 50]
     summary = json.loads(run.read_text())
     assert summary["segments"] == [str(folder / name) for name in listed]
-    assert "replaced an earlier output: removed its playlist and 11 segment files" in summary["notes"]
+    assert "replaced an earlier output: removed its playlist and 5 segment files" in summary["notes"]
 
 
 def test_hls_playlist_lists_only_complete_segments_while_writing(tmp_path: Path) -> None:

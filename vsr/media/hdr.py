@@ -17,6 +17,7 @@ The NVENC encoders take them only from FFmpeg's own side-data plumbing, which Py
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -47,21 +48,22 @@ class MasteringDisplay:
     max_luminance: Fraction
 
     def x26x(self) -> str:
-        def point(p: Point) -> str:
-            return f"{round(p[0] * _CHROMA_UNIT)},{round(p[1] * _CHROMA_UNIT)}"
-
-        return (
-            f"G({point(self.green)})B({point(self.blue)})R({point(self.red)})WP({point(self.white)})"
-            f"L({round(self.max_luminance * _LUMA_UNIT)},{round(self.min_luminance * _LUMA_UNIT)})"
+        """x264's and x265's syntax: chromaticity in 0.00002, luminance in 0.0001 cd/m²."""
+        return self._encoder_syntax(
+            lambda p: f"{round(p[0] * _CHROMA_UNIT)},{round(p[1] * _CHROMA_UNIT)}",
+            lambda v: str(round(v * _LUMA_UNIT)),
         )
 
     def svt(self) -> str:
-        def point(p: Point) -> str:
-            return f"{float(p[0]):.5f},{float(p[1]):.5f}"
+        """SVT-AV1's: the same order, plain numbers."""
+        return self._encoder_syntax(
+            lambda p: f"{float(p[0]):.5f},{float(p[1]):.5f}", lambda v: f"{float(v):.4f}"
+        )
 
+    def _encoder_syntax(self, point: Callable[[Point], str], luminance: Callable[[Fraction], str]) -> str:
         return (
             f"G({point(self.green)})B({point(self.blue)})R({point(self.red)})WP({point(self.white)})"
-            f"L({float(self.max_luminance):.4f},{float(self.min_luminance):.4f})"
+            f"L({luminance(self.max_luminance)},{luminance(self.min_luminance)})"
         )
 
     def describe(self) -> str:
