@@ -115,7 +115,9 @@ class GapWatch:
     A damaged stretch that the demuxer skips leaves no error, only a jump in the timestamps; so
     does a recording that paused. Either way the output cannot have those frames, and the user
     is told where, once (`jumps` counts them all). Only a rate that has been steady for
-    `_STEADY` frames counts: variable-rate video jumps by design.
+    `_STEADY` frames counts: variable-rate video jumps by design. A gap is told only once a frame
+    follows the one after it: a cut made without re-encoding (``-t 0.5 -c copy``) often ends
+    with one frame past a gap (its B-frames before it were cut), which is no news.
     """
 
     _STEADY = 8
@@ -126,29 +128,34 @@ class GapWatch:
         self.jumps = 0
         self._last: int | None = None
         self._steps: deque[int] = deque(maxlen=self._STEADY)
+        self._pending: str | None = None  # the gap just before the latest frame, not told yet
 
     def next(self, pts: int) -> str | None:
-        """Feed the next frame's pts; returns the note for the first gap."""
-        note = None
+        """Feed the next frame's pts; returns the note for the first gap, a frame after it."""
+        note, self._pending = self._confirm(), None
         if self._last is not None:
             step = pts - self._last
             steady = self._steady_step()
             if steady is not None and step > self._FACTOR * steady:
-                self.jumps += 1
-                if self.jumps == 1:
-                    at = float(self._last * self.time_base)
-                    rate = 1 / (steady * self.time_base)
-                    missing = round(step / steady) - 1
-                    note = (
-                        f"the input has no frames for {float(step * self.time_base):.3f} s after {at:.3f} s "
-                        f"(its steady {float(rate):.3f}".rstrip("0").rstrip(".")
-                        + f" fps would have {missing} there): a pause in the recording, or a damaged "
-                        "stretch the demuxer skipped"
-                    )
+                at = float(self._last * self.time_base)
+                rate = 1 / (steady * self.time_base)
+                missing = round(step / steady) - 1
+                self._pending = (
+                    f"the input has no frames for {float(step * self.time_base):.3f} s after {at:.3f} s "
+                    f"(its steady {float(rate):.3f}".rstrip("0").rstrip(".")
+                    + f" fps would have {missing} there): a pause in the recording, or a damaged "
+                    "stretch the demuxer skipped"
+                )
             else:
                 self._steps.append(step)
         self._last = pts
         return note
+
+    def _confirm(self) -> str | None:
+        if self._pending is None:
+            return None
+        self.jumps += 1
+        return self._pending if self.jumps == 1 else None
 
     def _steady_step(self) -> Fraction | None:
         if len(self._steps) < self._STEADY:
