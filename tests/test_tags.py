@@ -173,3 +173,30 @@ def test_the_timecode_is_kept_and_its_track_is_not_reported(tmp_path: Path, out_
     if out_ext != ".mkv":
         with av.open(str(out)) as c:
             assert c.streams[1].metadata["timecode"] == "01:02:03:04"
+
+
+@pytest.mark.parametrize("out_ext", [".mp4", ".mov"])
+def test_a_phones_metadata_keys_are_kept(tmp_path: Path, out_ext: str) -> None:
+    # iPhones store place, make and capture date as QuickTime metadata keys (mdta), which FFmpeg's
+    # MP4 muxer writes only when told to: vsr tells it for an input that had them
+    keys = {
+        "com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/",
+        "com.apple.quicktime.make": "Apple",
+        "com.apple.quicktime.creationdate": "2024-05-01T10:00:00+0200",
+    }
+    src = write_clip(
+        tmp_path / "phone.mov", metadata=keys, container_options={"movflags": "use_metadata_tags"}
+    )
+    expected = {k.lower(): v for k, v in keys.items()}  # (_read gives the keys in lower case)
+    assert {k: v for k, v in _read(src)[0].items() if k.startswith("com.")} == expected
+    out = tmp_path / f"out{out_ext}"
+    vsr.upscale(src, out, **RUN)
+    assert {k: v for k, v in _read(out)[0].items() if k.startswith("com.")} == expected
+
+
+def test_androids_slow_motion_capture_rate_is_kept(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "video" / "vfr_slow_motion.mp4"
+    out = tmp_path / "out.mp4"
+    vsr.upscale(src, out, **RUN)
+    tags = _read(out)[0]
+    assert (tags["com.android.capture.fps"], tags["com.android.version"]) == ("240.000000", "10")

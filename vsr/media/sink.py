@@ -29,6 +29,7 @@ from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.ffmpeg_paths import ffmpeg_path, local_path
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink_base import MuxedSink, start_muxer
+from vsr.media.tags import needs_metadata_keys
 
 __all__ = ["FileSink", "VideoOutputSpec", "choose_output_pix_fmt", "incompatible_streams"]
 
@@ -64,6 +65,8 @@ class FileSink(MuxedSink):
         options = dict(kind.options)
         if kind.format in ("mp4", "mov"):
             options["movie_timescale"] = str(movie_timescale(spec.time_base, passthrough))
+            if needs_metadata_keys(spec.tags):
+                options["movflags"] += "+use_metadata_tags"
         try:
             container = av.open(
                 ffmpeg_path(self.partial_path), "w", format=kind.format, container_options=options

@@ -21,6 +21,7 @@ __all__ = [
     "STREAM_TAGS",
     "Chapter",
     "FileTags",
+    "needs_metadata_keys",
     "read_file_tags",
     "stream_tags",
     "tracks_carried_as_tags",
@@ -51,6 +52,18 @@ class FileTags:
     metadata: tuple[tuple[str, str], ...] = ()
     video: tuple[tuple[str, str], ...] = ()
     chapters: tuple[Chapter, ...] = ()
+
+
+def needs_metadata_keys(tags: FileTags) -> bool:
+    """Whether an MP4/MOV output must store its tags as QuickTime metadata keys (``mdta``).
+
+    Phones write theirs that way, under reverse-DNS names: an iPhone's place
+    (``com.apple.quicktime.location.ISO6709``), make, model and capture date, Android's capture
+    rate of a slow-motion video (``com.android.capture.fps``). FFmpeg's MP4 muxer drops such keys
+    unless told to write every tag as a key (``movflags use_metadata_tags``), which then replaces
+    the iTunes-style tags: so only for an input that had such keys.
+    """
+    return any(key.startswith("com.") for key, _ in tags.metadata)
 
 
 def stream_tags(stream: av.stream.Stream) -> tuple[tuple[str, str], ...]:
