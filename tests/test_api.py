@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import vsr
@@ -62,7 +64,8 @@ def test_every_option_has_a_kind_and_a_wrong_one_is_named() -> None:
         ({"scale": 2.5}, "--scale must be a whole number, got 2.5"),
         ({"scale": "2"}, "--scale must be a whole number, got '2'"),
         ({"crf": "x"}, "--crf must be a whole number, got 'x'"),
-        ({"model": 5}, "--model must be text, got 5"),
+        ({"model": 5}, "--model must be a name or a path, got 5"),
+        ({"device": Path("cpu")}, "--device must be text, got PosixPath('cpu')"),
         ({"batch": True}, "--batch must be a whole number, got True"),
         ({"encoder_instances": 1.0}, "--encoders must be a whole number, got 1.0"),
         ({"size": (1280, "720")}, "--size must be a size WIDTHxHEIGHT, got (1280, '720')"),

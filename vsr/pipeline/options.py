@@ -101,12 +101,12 @@ class UpscaleOptions:
 # What each option holds, so that a preset's `overwrite = "no"` (a true string) or the API's
 # `scale=2.5` is refused with the option's name instead of acting or failing deep in a run.
 _KINDS: dict[str, tuple[str, bool]] = {  # name -> (kind, None allowed)
-    "model": ("text", False), "scale": ("integer", True), "size": ("size", True),
+    "model": ("path", False), "scale": ("integer", True), "size": ("size", True),
     "device": ("text", False), "precision": ("text", False), "backend": ("text", False),
     "cuda_graph": ("boolean", False), "compile": ("boolean", True), "batch": ("integer", False),
     "tile": ("integer", False), "tile_overlap": ("integer", True), "temporal": ("text", False),
     "temporal_strength": ("number", False), "reuse_still": ("boolean", True),
-    "reuse_regions": ("boolean", False), "denoise": ("text or number", False), "denoiser": ("text", True),
+    "reuse_regions": ("boolean", False), "denoise": ("text or number", False), "denoiser": ("path", True),
     "denoise_temporal": ("text", False), "codec": ("text", False), "crf": ("integer", True),
     "preset": ("text", True), "pix_fmt": ("text", True), "encoder_threads": ("integer", False),
     "encoder_instances": ("integer", False), "deinterlace": ("text", False), "queue_size": ("integer", False),
@@ -117,6 +117,7 @@ _KINDS: dict[str, tuple[str, bool]] = {  # name -> (kind, None allowed)
 }  # fmt: skip
 _WORDS = {
     "text": "text",
+    "path": "a name or a path",
     "integer": "a whole number",
     "number": "a number",
     "boolean": "true or false",
@@ -128,6 +129,8 @@ _WORDS = {
 def _is_kind(value: object, kind: str) -> bool:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "text":
+        return isinstance(value, str)
+    if kind == "path":
         return isinstance(value, str | PathLike)
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
