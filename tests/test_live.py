@@ -340,3 +340,27 @@ def test_sigterm_ends_a_live_run_with_130_and_a_finished_file(server: RtspServer
 
     report = json.loads((tmp_path / "run.json").read_text())["live"]
     assert report["ended_by"] == "interrupted" and report["connections"] == 1
+
+
+@needs_server
+def test_the_cameras_audio_goes_on_after_a_reconnect(tmp_path: Path) -> None:
+    # the first connection's audio stream was compared after that connection was closed (freed
+    # memory): every reconnect dropped the audio, "differs from the first's"
+    clip = write_clip(tmp_path / "av.mp4", width=160, height=96, frames=50, audio=True, options={"g": "25"})
+    server = RtspServer(clip, audio=True)
+    try:
+        out = tmp_path / "out.mkv"
+        run = _reconnecting_run(server, out)
+        pipeline = run.pipeline
+        run.wait_for(
+            lambda: pipeline.events.counts["reconnected"] >= 1 and pipeline.frames_in >= 70, "a replay"
+        )
+        pipeline.cancel()
+        summary = run.summary()
+    finally:
+        server.stop()
+    assert summary.live is not None
+    assert not [e for e in summary.live.events if e.kind == "audio_dropped"]
+    with av.open(str(out)) as c:
+        audio_end = max(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size)
+    assert audio_end > 2.5  # the first play's audio ends at 2 s; the replay's goes on past it

@@ -56,6 +56,15 @@ LIVE_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; 1/1000 (RTMP) converts
 _FALLBACK_RATE = Fraction(25)
 
 
+def _audio_signature(audio: av.audio.stream.AudioStream | None) -> tuple[object, ...] | None:
+    """What a reconnected stream's audio must repeat for its packets to go on in the output's
+    stream: its place, codec, rate, channels and codec configuration."""
+    if audio is None:
+        return None
+    context = audio.codec_context
+    return (audio.index, context.name, context.sample_rate, context.channels, bytes(context.extradata or b""))
+
+
 class LiveSource:
     """The video of a live input as `Frame`s, across disconnects; see the module docstring."""
 
@@ -89,6 +98,7 @@ class LiveSource:
         self._closed = False
         self._resized_connection = -1
         self._audio: av.audio.stream.AudioStream | None = None
+        self._audio_signature: tuple[object, ...] | None = None
         self._audio_ok = False  # the current connection's audio can go into the output's stream
         self._audio_last: int | None = None
         self._audio_dropped = 0  # packets out of order or before the first video frame
@@ -105,6 +115,9 @@ class LiveSource:
             self._info = self._describe(first)
             self._audio = first.audio
             self._audio_ok = first.audio is not None
+            # what later connections' audio is compared with: read now, while the first
+            # connection is open (its stream object must not be read once it is closed)
+            self._audio_signature = _audio_signature(first.audio)
         except BaseException:
             first.close()
             raise
@@ -253,15 +266,9 @@ class LiveSource:
     # -- frames ---------------------------------------------------------------------------------
 
     def _audio_matches(self, audio: av.audio.stream.AudioStream | None) -> bool:
-        first = self._audio
-        if first is None or audio is None:
+        if self._audio is None or audio is None:
             return False
-        same = (
-            audio.index == first.index
-            and audio.codec_context.name == first.codec_context.name
-            and audio.codec_context.sample_rate == first.codec_context.sample_rate
-            and audio.codec_context.channels == first.codec_context.channels
-        )
+        same = _audio_signature(audio) == self._audio_signature
         if not same:
             self.events.add("audio_dropped", "the reconnected stream's audio differs from the first's")
         return same
