@@ -364,3 +364,24 @@ def test_the_cameras_audio_goes_on_after_a_reconnect(tmp_path: Path) -> None:
     with av.open(str(out)) as c:
         audio_end = max(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size)
     assert audio_end > 2.5  # the first play's audio ends at 2 s; the replay's goes on past it
+
+
+@needs_server
+def test_a_camera_lost_for_good_mid_run_exits_3_with_its_recording(
+    server: RtspServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsr", "upscale", server.url, str(out), "-m", "bicubic", "-s", "2",
+         "--preset", "ultrafast", "-q", "--reconnect-attempts", "1", "--reconnect-interval", "0.2"],
+        stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    partial = out.with_name("out.partial.mp4")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 20_000):
+        time.sleep(0.1)
+    server.kill()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stderr  # not 0: a supervisor must see that the camera was lost
+    assert "Traceback" not in stderr and "gave_up: cannot connect to" in stderr
+    assert out.exists() and len(_video(out)[0]) > 0  # what was recorded is finished and kept

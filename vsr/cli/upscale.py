@@ -283,3 +283,7 @@ def upscale(
         typer.echo(format_summary(summary), err=True)
     if summary.live is not None and summary.live.interrupted:
         raise typer.Exit(130)  # the recording is complete, but the run was stopped, not finished
+    if summary.live is not None and summary.live.gave_up:
+        # what was recorded is complete (the log said why it ended), but the camera was lost for
+        # good: a supervisor must be able to tell, as from vsr watch
+        raise typer.Exit(3)

@@ -217,6 +217,7 @@ def live_report(
         latency=control.latency() if control else LatencyStats(),
         ended_by="interrupted" if interrupted else ended_by,
         events=events.events(),
+        gave_up=counts["gave_up"] > 0 and not interrupted,
     )
 
 

@@ -83,6 +83,7 @@ class LiveReport:
     latency: LatencyStats
     ended_by: str  # "interrupted", or why the input ended (reconnecting off, attempts used up)
     events: list[Any] = field(default_factory=list)  # `vsr.media.live.LiveEvent`s, the latest 1000
+    gave_up: bool = False  # the input was lost for good: its reconnect attempts were used up
 
     @property
     def interrupted(self) -> bool:
