@@ -105,9 +105,29 @@ def test_an_http_server_that_never_answers_fails_within_the_open_timeout(tmp_pat
         url = f"http://127.0.0.1:{port}/clip.mp4"
         code, lines, elapsed = _upscale(url, str(tmp_path / "out.mp4"), *RUN, "--open-timeout", "1")
     assert code == 1
-    assert lines == [f"vsr: error: cannot connect to {url} after 1 attempts: no answer within 1 s"]
+    assert lines == [
+        f"vsr: error: cannot connect to {url} after 1 attempt: no answer within 1 s (--open-timeout)"
+    ]
     assert 1.0 <= elapsed < 1.8, elapsed  # measured: 1.07 s
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_rtsp_server_that_never_answers_is_one_line_naming_the_timeout(tmp_path: Path) -> None:
+    # FFmpeg's RTSP client ends such a wait in "Invalid data found": the time says what happened.
+    # A subprocess, so that log lines (one per failed attempt before) count too.
+    import subprocess
+    import sys
+
+    with silent_listener() as port:
+        url = f"rtsp://127.0.0.1:{port}/stream"
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsr", "upscale", url, str(tmp_path / "out.mp4"), *RUN, "--open-timeout", "1"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"vsr: error: cannot connect to {url} after 1 attempt: no answer within 1 s (--open-timeout)"
+    ]
 
 
 def test_an_http_stream_that_stalls_ends_after_the_read_timeout(tmp_path: Path) -> None:

@@ -584,7 +584,7 @@ def test_a_camera_that_dies_ends_its_own_output_while_a_file_feed_goes_on(
     assert _frames(tmp_path / "file-out.mp4")[0] == _frames(long_file)[0]
     assert cam_report.completed and cam_report.disconnects == 1 and cam_report.reconnects == 0
     assert cam_report.reconnect_failures == 1 and cam_report.gave_up
-    assert cam_report.ended_by.startswith(f"gave up: cannot connect to {server.url} after 1 attempts: ")
+    assert cam_report.ended_by.startswith(f"gave up: cannot connect to {server.url} after 1 attempt: ")
     assert summary.missing == [cam_report]  # the CLI's exit code 3, as for a camera down from the start
     kinds = [e.kind for e in cam_report.events if e.kind in ("connected", "disconnected", "gave_up")]
     assert kinds == ["connected", "disconnected", "gave_up"]

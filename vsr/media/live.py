@@ -47,6 +47,7 @@ from vsr.media.live_events import EventLog, LiveEvent, ReconnectPolicy
 from vsr.media.live_input import LiveConnection, LiveConnectOptions, live_kind, open_live, redact
 from vsr.media.planes import plane_views
 from vsr.media.timestamps import RebasingClock
+from vsr.text import counted
 
 __all__ = ["LIVE_TIME_BASE", "EventLog", "LiveEvent", "LiveSource", "ReconnectPolicy"]
 
@@ -236,8 +237,14 @@ class LiveSource:
                 failures += 1
                 self._failures, self._last_failure = failures, str(error)
                 kind = "connect_failed" if initial else "reconnect_failed"
-                self.events.add(kind, f"attempt {failures}: {error}")
-                if self.reconnect.exhausted(failures - initial):
+                exhausted = self.reconnect.exhausted(failures - initial)
+                # the last attempt's failure is in the error or the gave_up line that follows
+                self.events.add(
+                    kind,
+                    f"attempt {failures}: {error}",
+                    level=logging.DEBUG if exhausted else logging.WARNING,
+                )
+                if exhausted:
                     return None
                 continue
             self.connections += 1
@@ -261,7 +268,7 @@ class LiveSource:
         return conn
 
     def _gave_up_message(self) -> str:
-        return f"cannot connect to {redact(self.url)} after {self._failures} attempts: {self._last_failure}"
+        return f"cannot connect to {redact(self.url)} after {counted(self._failures, 'attempt')}: {self._last_failure}"
 
     # -- frames ---------------------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class LiveConnectOptions:
 def open_live(url: str, kind: LiveKind, options: LiveConnectOptions) -> av.container.InputContainer:
     """One connection, or an `InputError` that says why there is none (the caller may retry and
     names the URL)."""
+    started = time.monotonic()
     try:
         return av.open(
             url,
@@ -126,8 +127,12 @@ def open_live(url: str, kind: LiveKind, options: LiveConnectOptions) -> av.conta
             metadata_errors="replace",
         )
     except av.ExitError:
-        raise InputError(f"no answer within {options.open_timeout_s:g} s") from None
+        raise InputError(f"no answer within {options.open_timeout_s:g} s (--open-timeout)") from None
     except av.FFmpegError as error:
+        # a server that takes the connection and never answers ends in "Invalid data" when the
+        # timeout cuts it short: the time, not FFmpeg's words, says what happened
+        if time.monotonic() - started >= 0.9 * options.open_timeout_s:
+            raise InputError(f"no answer within {options.open_timeout_s:g} s (--open-timeout)") from None
         raise InputError(ffmpeg_reason(error)) from None
 
 
