@@ -337,3 +337,14 @@ def test_an_option_without_the_one_it_refines_is_named(tmp_path: Path, clip: Pat
     assert unused_options(given) == []
     code, err = _invoke("upscale", str(clip), str(tmp_path / "o.mp4"), "-m", "bicubic", "--tile-overlap", "8")
     assert code == 0 and "note:      --tile-overlap is unused without --tile" in err
+
+
+def test_an_unread_url_scheme_is_named_and_crf_0_is_shown(tmp_path: Path, clip: Path) -> None:
+    code, err = _invoke("upscale", "ftp://127.0.0.1/x.mp4", str(tmp_path / "o.mp4"), "-m", "bicubic")
+    assert code == 2 and _one_line_error(err).startswith(
+        "vsr: error: ftp:// inputs are not read; vsr reads files, rtsp://"
+    )
+    code, err = _invoke(
+        "upscale", str(clip), str(tmp_path / "o.mp4"), "-m", "bicubic", "-s", "2", "--crf", "0"
+    )
+    assert code == 0 and "encoder:   libx264 crf=0 preset=default" in err

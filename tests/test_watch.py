@@ -466,6 +466,7 @@ _KNOWN = (
         (RUN, [("a", {"output": "hls/index.m3u8"})], "camera 'a': output index.m3u8: cameras record to .mp4, "
          ".mov, .mkv or .ts files (with segment to cut them); HLS playlists are written by vsr upscale"),
         (RUN + 'codec = "mpeg2"\n', [("a", {})], "camera 'a': unknown encoder 'mpeg2'; vsr encodes with "),
+        (RUN, [("a", {"url": "ftp://cam/x"})], "camera 'a': url ftp:// inputs are not read; vsr reads files, "),
         (RUN.replace('"ultrafast"', '"warp"'), [("a", {})], "camera 'a': libx264 has no preset 'warp'; use one of "),
         (RUN + "scale = 0\n", [("a", {})], None),  # a duplicate key: TOML itself refuses it
         (RUN.replace("scale = 2", "scale = 9"), [("a", {})], "scale must be 1..8, got 9"),

@@ -77,6 +77,15 @@ def live_kind(text: str) -> LiveKind | None:
     return "camera" if _CAMERA.match(text) else None
 
 
+def check_scheme(text: str) -> None:
+    """A `ConfigError` for a URL whose scheme vsr does not read (``ftp://``): as a path it would be
+    "not found" with its slashes folded."""
+    scheme, sep, _ = text.partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) and scheme.lower() not in _SCHEMES:
+        readable = ", ".join(f"{s}://" for s in _SCHEMES)
+        raise ConfigError(f"{scheme}:// inputs are not read; vsr reads files, {readable} and /dev/videoN")
+
+
 def redact(url: str) -> str:
     """The URL without a password, for messages and logs (cameras are often rtsp://user:pass@...)."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

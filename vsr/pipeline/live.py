@@ -21,7 +21,7 @@ from typing import Any
 
 from vsr.media import FileSource, Frame
 from vsr.media.live import EventLog, LiveSource, ReconnectPolicy
-from vsr.media.live_input import LiveConnectOptions, live_kind
+from vsr.media.live_input import LiveConnectOptions, check_scheme, live_kind
 from vsr.pipeline.options import UpscaleOptions
 from vsr.pipeline.stats import LatencyStats, LiveReport
 
@@ -172,6 +172,7 @@ def open_source(
     ``events`` and ``stop`` go to the `LiveSource`: its log (connect attempts included), and an
     event that ends its connecting early (`Cancelled`)."""
     if live_kind(input) is None:
+        check_scheme(input)
         return FileSource(input, deinterlace=options.deinterlace)
     return LiveSource(
         input,

@@ -110,7 +110,8 @@ class RunPlan:
             f"resize:    {iw}x{ih} -> model x{d.scale} -> {ow}x{oh}",
             f"colour:    in {r.input_pix_fmt} {r.input_color.describe()}",
             f"           out {r.output_pix_fmt} {r.output_color.describe()}",
-            f"encoder:   {self.output.codec} crf={self.output.crf or 'default'} preset={self.output.preset or 'default'}"
+            f"encoder:   {self.output.codec} crf={'default' if self.output.crf is None else self.output.crf} "
+            f"preset={self.output.preset or 'default'}"
             + (f", {n} instances on GOP-aligned chunks" if (n := self.output.encoder_instances) > 1 else ""),
         ]
         lines += _restore_step_lines(r, self.denoiser)

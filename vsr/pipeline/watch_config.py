@@ -21,7 +21,7 @@ from pathlib import Path
 from vsr.errors import ConfigError, ModelError
 from vsr.media.containers import container_for
 from vsr.media.encoders import check_encoder_settings
-from vsr.media.live_input import live_kind, redact
+from vsr.media.live_input import check_scheme, live_kind, redact
 from vsr.media.segments import parse_duration
 from vsr.models.loading import check_model_name
 from vsr.pipeline.denoise_pass import denoiser_to_load
@@ -219,6 +219,10 @@ def _camera(
         )
     url = str(table["url"])
     if live_kind(url) is None:
+        try:
+            check_scheme(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {label}: url {exc}") from None
         url = str(folder / Path(url).expanduser())
     output = folder / Path(str(table["output"])).expanduser()
     try:
