@@ -489,7 +489,12 @@ def test_config_errors_are_one_line_naming_file_camera_and_key(
     clip.write_bytes(b"")  # never opened: the config is checked first
     out = tmp_path / "out.mp4"
     tables = [
-        _camera(name, clip, extra.get("output", out), **{k: v for k, v in extra.items() if k != "output"})
+        _camera(
+            name,
+            extra.get("url", clip),  # type: ignore[arg-type]
+            extra.get("output", out),  # type: ignore[arg-type]
+            **{k: v for k, v in extra.items() if k not in ("output", "url")},
+        )
         for name, extra in cameras
     ]
     config = _config(tmp_path, *tables, run=run, batch=2)
