@@ -101,3 +101,11 @@ def test_counts_agree_with_their_nouns() -> None:
 
     assert [counted(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
     assert counted(1, "feed") == "1 feed" and counted(3, "child", "children") == "3 children"
+
+
+def test_latency_of_no_frames_is_not_zero_milliseconds() -> None:
+    from vsr.pipeline.stats import LatencyStats
+
+    assert LatencyStats().describe() == "latency to the encoder: no frames"
+    seen = LatencyStats(frames=3, mean_ms=40.0, p50_ms=38.2, p95_ms=61.0, max_ms=70.4)
+    assert seen.describe() == "latency to the encoder p50 38 ms, p95 61 ms, max 70 ms"

@@ -95,8 +95,7 @@ def _live_lines(s: RunSummary) -> list[str]:
         lat = live.latency
         lines.append(
             f"  live: {live.frames_dropped} frames dropped ({live.dropped_queue_full} from a full queue, "
-            f"{live.dropped_late} older than {live.max_latency_s:g} s); latency to the encoder "
-            f"p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms"
+            f"{live.dropped_late} older than {live.max_latency_s:g} s); {lat.describe()}"
         )
     return lines
 

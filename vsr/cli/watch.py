@@ -41,8 +41,7 @@ def _feed_lines(f: FeedReport) -> list[str]:
         lat = f.latency
         lines.append(
             f"  {f.connections} connections, {f.disconnects} disconnects, {f.reconnects} reconnects, "
-            f"{f.reconnect_failures} failed attempts; {f.frames_dropped} frames dropped; latency to "
-            f"the encoder p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms, max {lat.max_ms:.0f} ms"
+            f"{f.reconnect_failures} failed attempts; {f.frames_dropped} frames dropped; {lat.describe()}"
         )
     lines += [f"  note: {n}" for n in f.notes]
     return lines

@@ -67,6 +67,11 @@ class LatencyStats:
     p95_ms: float = 0.0
     max_ms: float = 0.0
 
+    def describe(self) -> str:
+        if not self.frames:
+            return "latency to the encoder: no frames"
+        return f"latency to the encoder p50 {self.p50_ms:.0f} ms, p95 {self.p95_ms:.0f} ms, max {self.max_ms:.0f} ms"
+
 
 @dataclass
 class LiveReport:
