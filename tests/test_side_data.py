@@ -65,3 +65,20 @@ def test_each_kind_is_told_once(tmp_path: Path) -> None:
     with av.open(str(src)) as c:
         told = [watcher.check(frame, n) for n, frame in enumerate(c.decode(video=0))]
     assert told == [[CAPTIONS_NOTE.format(0)], [], []]
+
+
+def test_reading_a_frames_side_data_leaves_no_reference_behind(tmp_path: Path) -> None:
+    # PyAV's frame.side_data keeps a container on the frame that refers back to it: a cycle that
+    # only the cycle collector frees (136 MB more after 700 frames of 1536x1152 in a run)
+    import sys
+
+    from vsr.media.hdr import hdr_of
+
+    src = _captioned_h264(tmp_path / "cc.264", 3, 0)
+    with av.open(str(src)) as c:
+        frame, other = list(c.decode(video=0))[:2]
+    before = sys.getrefcount(frame)
+    assert UncarriedSideData().check(frame, 0) and hdr_of(frame) is None
+    assert sys.getrefcount(frame) == before  # nothing holds it but this test
+    baseline = sys.getrefcount(other)
+    assert len(other.side_data) == 1 and sys.getrefcount(other) > baseline  # the property's cycle

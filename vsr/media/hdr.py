@@ -24,6 +24,8 @@ from fractions import Fraction
 import av
 import av.sidedata.sidedata
 
+from vsr.media.side_data import frame_side_data
+
 __all__ = ["ContentLight", "HdrMetadata", "MasteringDisplay", "hdr_encoder_options", "hdr_of"]
 
 # AVMasteringDisplayMetadata: AVRational display_primaries[3][2] (r, g, b), white_point[2],
@@ -118,7 +120,7 @@ def _mastering(data: bytes) -> MasteringDisplay | None:
 def hdr_of(frame: av.VideoFrame) -> HdrMetadata | None:
     """The HDR10 static metadata a decoded frame carries, or None."""
     mastering = light = None
-    for item in frame.side_data:
+    for item in frame_side_data(frame):
         if item.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
             mastering = _mastering(bytes(item))
         elif item.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL and len(bytes(item)) >= _LIGHT.size:

@@ -10,9 +10,21 @@ at the frame where it first appears, instead of finding out from the output.
 from __future__ import annotations
 
 import av
-from av.sidedata.sidedata import Type
+from av.sidedata.sidedata import SideDataContainer, Type
 
-__all__ = ["UncarriedSideData"]
+__all__ = ["UncarriedSideData", "frame_side_data"]
+
+
+def frame_side_data(frame: av.VideoFrame) -> SideDataContainer:
+    """``frame.side_data`` without the reference cycle that property makes.
+
+    PyAV keeps the container it makes on the frame, and the container keeps the frame: such a
+    frame is freed only by the cycle collector, which large C buffers do not prompt. Read on every
+    frame of a 1536x1152 clip, that kept 136 MB more after 700 frames; a container made here is
+    not kept by the frame, and both go when this one does.
+    """
+    return SideDataContainer(frame)
+
 
 _NOT_CARRIED = {
     Type.A53_CC: "closed captions (CEA-608/708) inside the video stream",
@@ -31,10 +43,11 @@ class UncarriedSideData:
         self._told: set[str] = set()
 
     def check(self, frame: av.VideoFrame, index: int) -> list[str]:
-        if not len(frame.side_data):
+        side_data = frame_side_data(frame)
+        if not len(side_data):
             return []
         notes = []
-        for item in frame.side_data:
+        for item in side_data:
             what = _NOT_CARRIED.get(item.type)
             if what is not None and what not in self._told:
                 self._told.add(what)
