@@ -379,7 +379,7 @@ def test_a_steady_rate_that_stops_is_named_where_and_for_how_long() -> None:
     notes = [watch.next(1001 * n) for n in [*range(12), 14, 15, 16, 30, 31]]
     assert [n for n in notes if n] == [
         "the input has no frames for 0.100 s after 0.367 s (its steady 29.97 fps would have 2 there): "
-        "a pause in the recording, or a damaged stretch the demuxer skipped"
+        "frames the recording dropped or paused for, or a damaged stretch the demuxer skipped"
     ]
     assert watch.jumps == 2
     # a copy-cut's last frame past a gap (its B-frames before it were cut) is no news
@@ -403,5 +403,5 @@ def test_frames_missing_from_a_steady_clip_are_reported_by_a_run(tmp_path: Path)
     assert len(frames) == 15
     assert notes == [
         "the input has no frames for 0.240 s after 0.360 s (its steady 25 fps would have 5 there): "
-        "a pause in the recording, or a damaged stretch the demuxer skipped"
+        "frames the recording dropped or paused for, or a damaged stretch the demuxer skipped"
     ]

@@ -143,7 +143,7 @@ class GapWatch:
                 self._pending = (
                     f"the input has no frames for {float(step * self.time_base):.3f} s after {at:.3f} s "
                     f"(its steady {float(rate):.3f}".rstrip("0").rstrip(".")
-                    + f" fps would have {missing} there): a pause in the recording, or a damaged "
+                    + f" fps would have {missing} there): frames the recording dropped or paused for, or a damaged "
                     "stretch the demuxer skipped"
                 )
             else:
