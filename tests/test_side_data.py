@@ -9,7 +9,7 @@ import av
 import numpy as np
 
 import vsr
-from vsr.media.side_data import UncarriedSideData
+from vsr.media.side_data import UncarriedSideData, frame_side_data
 
 CAPTIONS_NOTE = "closed captions (CEA-608/708) inside the video stream, first seen at frame {}, cannot be carried to the output: dropped"
 
@@ -42,7 +42,7 @@ def _captioned_h264(path: Path, frames: int, first_captioned: int) -> Path:
 def test_the_clip_really_carries_captions_from_that_frame(tmp_path: Path) -> None:
     src = _captioned_h264(tmp_path / "cc.264", 6, 2)
     with av.open(str(src)) as c:
-        kinds = [{str(s.type) for s in f.side_data} for f in c.decode(video=0)]
+        kinds = [{str(s.type) for s in frame_side_data(f)} for f in c.decode(video=0)]
     assert ["Type.A53_CC" in k for k in kinds] == [False, False, True, True, True, True]
 
 
