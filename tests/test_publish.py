@@ -397,3 +397,12 @@ def _frame(index: int) -> Frame:
         planes=moving_planes("yuv420p", 160, 96, index),
         color=ColorDescription(),
     )
+
+
+def test_the_plan_shows_the_preset_a_publish_encodes_with(clip: Path) -> None:
+    url = f"rtsp://127.0.0.1:{_free_port()}/publish"  # nothing listens: the run stops after the plan
+    code, lines = _upscale(str(clip), url, "-m", "bicubic", "--size", "216x144")
+    assert code == 1
+    assert "encoder:   libx264 crf=default preset=veryfast" in lines  # not "preset=default"
+    code, lines = _upscale(str(clip), url, "-m", "bicubic", "--size", "216x144", "--preset", "fast")
+    assert "encoder:   libx264 crf=default preset=fast" in lines

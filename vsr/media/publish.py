@@ -37,7 +37,7 @@ from vsr.media.live_input import redact
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.sink_base import MuxedSink, start_muxer
 
-__all__ = ["RtspSink", "check_publish_spec", "is_publish_url", "live_encoder_options"]
+__all__ = ["RtspSink", "check_publish_spec", "is_publish_url", "live_encoder_options", "publish_spec"]
 
 
 _URL = re.compile(r"^rtsps?://[^/\s]+(/\S*)?$", re.IGNORECASE)
@@ -66,6 +66,16 @@ def live_encoder_options(spec: VideoOutputSpec) -> dict[str, str]:
     return {"tune": "zerolatency", "g": str(max(1, round(rate * _KEYFRAME_S)))}
 
 
+def publish_spec(spec: VideoOutputSpec) -> VideoOutputSpec:
+    """``spec`` as a publish encodes it: the live preset unless one is given, the live options
+    (the user's own, none today, override them). Applying it twice changes nothing."""
+    return replace(
+        spec,
+        preset=spec.preset or _LIVE_PRESET,
+        options={**live_encoder_options(spec), **spec.options},
+    )
+
+
 class RtspSink(MuxedSink):
     """Publishes to ``url`` for as long as frames come; the same calls as `FileSink`."""
 
@@ -81,12 +91,7 @@ class RtspSink(MuxedSink):
             raise ConfigError(f"not an RTSP URL to publish to: {redact(url)}")
         self.url = url
         self.name = redact(url)
-        # the user's own encoder options (none today) override the live defaults
-        self.spec = spec = replace(
-            spec,
-            preset=spec.preset or _LIVE_PRESET,
-            options={**live_encoder_options(spec), **spec.options},
-        )
+        self.spec = spec = publish_spec(spec)
         problems = incompatible_streams(RTSP_OUTPUT, passthrough)
         if problems:
             raise ConfigError(f"RTSP cannot carry {'; '.join(problems)}")

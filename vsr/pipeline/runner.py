@@ -27,7 +27,7 @@ from vsr.media import Frame, incompatible_streams
 from vsr.media.hls import HlsSink, check_hls_segment
 from vsr.media.live import EventLog, LiveSource
 from vsr.media.outputs import Sink, open_sink, output_kind
-from vsr.media.publish import RtspSink, check_publish_spec, is_publish_url
+from vsr.media.publish import RtspSink, is_publish_url, publish_spec
 from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, Pacer, discontinuity, live_report, open_source
@@ -116,8 +116,8 @@ class Pipeline:
         try:
             self.plan: RunPlan = make_plan(self.source.info, self.options, model)
             kind = output_kind(self.output)
-            if self._publish:
-                check_publish_spec(self.plan.output)
+            if self._publish:  # the plan shows what the publish encodes (its preset)
+                self.plan = dataclasses.replace(self.plan, output=publish_spec(self.plan.output))
             file_segments = self.options.segment is not None and not kind.playlist and not self._publish
             if is_live and self.source.passthrough:
                 # a live input's audio is kept where the output can carry it, else dropped with a note
