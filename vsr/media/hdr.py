@@ -26,7 +26,7 @@ import av.sidedata.sidedata
 
 from vsr.media.side_data import frame_side_data
 
-__all__ = ["ContentLight", "HdrMetadata", "MasteringDisplay", "hdr_encoder_options", "hdr_of"]
+__all__ = ["ContentLight", "HdrMetadata", "MasteringDisplay", "hdr_encoder_options", "hdr_note", "hdr_of"]
 
 # AVMasteringDisplayMetadata: AVRational display_primaries[3][2] (r, g, b), white_point[2],
 # min_luminance, max_luminance; int has_primaries, has_luminance
@@ -123,28 +123,45 @@ def hdr_of(frame: av.VideoFrame) -> HdrMetadata | None:
     for item in frame_side_data(frame):
         if item.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
             mastering = _mastering(bytes(item))
-        elif item.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL and len(bytes(item)) >= _LIGHT.size:
-            light = ContentLight(*_LIGHT.unpack_from(bytes(item)))
+        elif item.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL:
+            data = bytes(item)
+            light = ContentLight(*_LIGHT.unpack_from(data)) if len(data) >= _LIGHT.size else None
     if mastering is None and light is None:
         return None
     return HdrMetadata(mastering, light)
 
 
+@dataclass(frozen=True, slots=True)
+class _Syntax:
+    option: str  # the encoder's parameter list
+    first: tuple[str, ...]  # parameters that come before the metadata
+    mastering: str
+    written: Callable[[MasteringDisplay], str]
+    light: str
+
+
+_SYNTAX = {
+    "libx264": _Syntax("x264-params", (), "mastering-display", MasteringDisplay.x26x, "cll"),
+    "libx265": _Syntax("x265-params", ("hdr10=1",), "master-display", MasteringDisplay.x26x, "max-cll"),
+    "libsvtav1": _Syntax("svtav1-params", (), "mastering-display", MasteringDisplay.svt, "content-light"),
+}
+
+
 def hdr_encoder_options(codec: str, hdr: HdrMetadata) -> dict[str, str] | None:
     """Options that make ``codec`` write ``hdr`` into its stream; None when it has no way to."""
-    m, light = hdr.mastering, hdr.light
-    if codec == "libx264":
-        params = ([f"mastering-display={m.x26x()}"] if m else []) + (
-            [f"cll={light.max_cll},{light.max_fall}"] if light else []
-        )
-        return {"x264-params": ":".join(params)}
-    if codec == "libx265":
-        params = ["hdr10=1"] + ([f"master-display={m.x26x()}"] if m else [])
-        params += [f"max-cll={light.max_cll},{light.max_fall}"] if light else []
-        return {"x265-params": ":".join(params)}
-    if codec == "libsvtav1":
-        params = ([f"mastering-display={m.svt()}"] if m else []) + (
-            [f"content-light={light.max_cll},{light.max_fall}"] if light else []
-        )
-        return {"svtav1-params": ":".join(params)}
-    return None
+    syntax = _SYNTAX.get(codec)
+    if syntax is None:
+        return None
+    params = list(syntax.first)
+    if hdr.mastering is not None:
+        params.append(f"{syntax.mastering}={syntax.written(hdr.mastering)}")
+    if hdr.light is not None:
+        params.append(f"{syntax.light}={hdr.light.max_cll},{hdr.light.max_fall}")
+    return {syntax.option: ":".join(params)}
+
+
+def hdr_note(codec: str, hdr: HdrMetadata | None) -> str | None:
+    """What an output encoded by ``codec`` says when it cannot be given ``hdr``."""
+    if hdr is None or codec in _SYNTAX:
+        return None
+    return f"{codec} cannot be given the input's HDR10 metadata ({hdr.describe()}); libx264, libx265 and libsvtav1 write it"

@@ -23,7 +23,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from vsr.errors import InputError, OutputError
 from vsr.media.containers import partial_path
 
-__all__ = ["IMAGE_SUFFIXES", "StillImage", "is_image_file", "read_image", "upright", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "StillImage",
+    "image_frames",
+    "is_image_file",
+    "pillow_rawmode",
+    "read_image",
+    "upright",
+    "write_image",
+]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 _KINDS = "PNG, JPEG, BMP, TIFF or WebP"
@@ -84,8 +93,8 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _rawmode(im: Image.Image) -> str:
-    # What the decoder unpacks from, e.g. "RGB;16B" for a 48-bit PNG that Pillow shows as "RGB".
+def pillow_rawmode(im: Image.Image) -> str:
+    """What the decoder unpacks from, e.g. "RGB;16B" for a 48-bit PNG that Pillow shows as "RGB"."""
     if not im.tile:
         return ""
     args = im.tile[0][3]
@@ -183,7 +192,7 @@ def read_image(path: str | os.PathLike[str]) -> StillImage:
 
 
 def _still(p: Path, im: Image.Image, icc: bytes | None) -> StillImage:
-    if im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im):
+    if im.mode in ("RGB", "RGBA", "LA") and ";16" in pillow_rawmode(im):
         orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
         return _deep_colour(p, orientation, icc)
     return _from_pillow(p, ImageOps.exif_transpose(im), icc)

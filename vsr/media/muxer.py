@@ -24,7 +24,7 @@ from vsr.media.containers import OutputContainerKind
 from vsr.media.encoders import configure_encoder, encoder_options, encoder_profile
 from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.frame import Frame, pixel_layout
-from vsr.media.hdr import hdr_encoder_options
+from vsr.media.hdr import hdr_note
 from vsr.media.output_spec import VideoOutputSpec
 from vsr.media.planes import copy_planes_into
 from vsr.media.tags import stream_tags, write_file_tags
@@ -102,11 +102,9 @@ class VideoMuxer:
         self._video = self._add_video()
         self._streams = self._add_passthrough(passthrough)
         write_file_tags(container, self._video, spec.tags, chapters=kind.chapters)
-        if spec.hdr is not None and hdr_encoder_options(spec.codec, spec.hdr) is None:
-            self.note(
-                f"{spec.codec} cannot be given the input's HDR10 metadata ({spec.hdr.describe()}); "
-                "libx264, libx265 and libsvtav1 write it"
-            )
+        hdr = hdr_note(spec.codec, spec.hdr)
+        if hdr is not None:
+            self.note(hdr)
         if spec.tags.chapters and not kind.chapters:
             self.note(
                 f"{kind.ext} cannot store chapters; the input's {len(spec.tags.chapters)} are not copied"

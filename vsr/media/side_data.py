@@ -48,11 +48,8 @@ class UncarriedSideData:
         self._told: set[str] = set()
 
     def check(self, frame: av.VideoFrame, index: int) -> list[str]:
-        side_data = frame_side_data(frame)
-        if not side_data:
-            return []
         notes = []
-        for item in side_data:
+        for item in frame_side_data(frame):
             what = _NOT_CARRIED.get(item.type)
             if what is not None and what not in self._told:
                 self._told.add(what)

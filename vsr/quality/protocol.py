@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from vsr.errors import InputError
+from vsr.media.images import pillow_rawmode
 from vsr.ops.resize import resize
 from vsr.quality.metrics import psnr_rgb, psnr_y, ssim_y
 
@@ -53,7 +54,7 @@ def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     try:
         with Image.open(p) as im:
             # Pillow shows a 48-bit PNG as "RGB" and drops its low bytes; its tile says what it holds
-            deep = any(";16" in str(tile[3]) for tile in im.tile if len(tile) > 3)
+            deep = ";16" in pillow_rawmode(im)
             mode = f"{im.mode} with 16 bits a channel" if deep else im.mode
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy() if mode in _EIGHT_BIT_MODES else None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
