@@ -323,8 +323,7 @@ def test_misspelt_values_are_usage_errors_and_a_missing_input_is_exit_1(tmp_path
 
 
 def test_an_option_without_the_one_it_refines_is_named(tmp_path: Path, clip: Path) -> None:
-    from vsr.pipeline.options import load_options
-    from vsr.pipeline.plan import unused_options
+    from vsr.pipeline.options import load_options, unused_options
 
     assert unused_options(
         load_options(None, tile_overlap=8, temporal_strength=0.3, denoise_temporal="off")

@@ -552,7 +552,7 @@ def test_repeated_dts_of_a_copied_stream_are_moved_forward_where_the_muxer_needs
 
 
 def test_rescaling_rounds_as_ffmpeg_does() -> None:
-    from vsr.media.muxer import _rescale
+    from vsr.media.copied_dts import rescale as _rescale
 
     assert _rescale(3, Fraction(1, 1000), Fraction(1, 90000)) == 270
     assert _rescale(1, Fraction(1, 2), Fraction(1)) == 1  # halves away from zero

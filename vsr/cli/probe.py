@@ -9,7 +9,8 @@ import typer
 
 from vsr.cli.errors import reports_errors
 from vsr.media.probe import probe as probe_media
-from vsr.pipeline.images import describe_image, is_image_input
+from vsr.pipeline.image_plan import describe_image
+from vsr.pipeline.images import is_image_input
 from vsr.pipeline.options import load_options
 from vsr.pipeline.plan import make_plan
 

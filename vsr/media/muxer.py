@@ -21,6 +21,7 @@ from av.video.codeccontext import VideoCodecContext
 from vsr.errors import OutputError
 from vsr.media.chunked_encode import ChunkedEncoder, chunk_frames, chunked_settings, probe_instances
 from vsr.media.containers import OutputContainerKind
+from vsr.media.copied_dts import IncreasingDts
 from vsr.media.encoders import configure_encoder, encoder_options, encoder_profile
 from vsr.media.ffmpeg_errors import ffmpeg_reason
 from vsr.media.frame import Frame, pixel_layout
@@ -36,14 +37,6 @@ log = logging.getLogger(__name__)
 # How a write error becomes the one-line error of this output: (error, what was being done,
 # frames written so far) -> the exception to raise.
 WriteFailure = Callable[[BaseException, str, int], OutputError]
-
-
-def _rescale(value: int, source: Fraction, target: Fraction) -> int:
-    """``value`` from one time base to another as av_rescale_q does: nearest, halves away from 0."""
-    exact = Fraction(value) * source / target
-    whole = exact.numerator // exact.denominator if exact >= 0 else -(-exact.numerator // exact.denominator)
-    rest = abs(exact - whole)
-    return whole + (1 if exact > 0 else -1) * (rest >= Fraction(1, 2))
 
 
 # frame durations waiting for their packets: far more than any encoder's delay
@@ -89,11 +82,10 @@ class VideoMuxer:
         # frame durations in the output time base by pts, until the frame's packet comes out of
         # the encoder (encoders pass no duration through; at most their delay's worth waits here)
         self._durations: dict[int, int] = {}
-        # the last dts muxed per copied stream (in its output time base), and the streams whose
-        # dts had to be moved; a muxer without TS_NONSTRICT needs each dts above the last
-        self._last_dts: dict[int, int] = {}
-        self._dts_moved: set[int] = set()
-        self._strict_dts = not container.format.flags & av.format.Flags.ts_nonstrict.value
+        # a muxer without TS_NONSTRICT (MPEG-TS, HLS, RTSP) needs each copied dts above the last
+        self._copied_dts = IncreasingDts(
+            strict=not container.format.flags & av.format.Flags.ts_nonstrict.value
+        )
         instances = spec.encoder_instances if chunked else 1
         if spec.encoder_instances > 1 and not chunked:
             self.note(f"{kind.ext} outputs are encoded by one encoder; --encoders is for files")
@@ -101,14 +93,12 @@ class VideoMuxer:
             self._options, self._threads = chunked_settings(spec, self._options)
         self._video = self._add_video()
         self._streams = self._add_passthrough(passthrough)
-        write_file_tags(container, self._video, spec.tags, chapters=kind.chapters)
-        hdr = hdr_note(spec.codec, spec.hdr)
-        if hdr is not None:
-            self.note(hdr)
-        if spec.tags.chapters and not kind.chapters:
-            self.note(
-                f"{kind.ext} cannot store chapters; the input's {len(spec.tags.chapters)} are not copied"
-            )
+        for lost in (
+            write_file_tags(container, self._video, spec.tags, kind),
+            hdr_note(spec.codec, spec.hdr),
+        ):
+            if lost is not None:
+                self.note(lost)
         extradata = self._probe_instances(instances) if instances > 1 else None
         self._open_encoder()
         if extradata is not None:
@@ -306,7 +296,11 @@ class VideoMuxer:
                 filtered.time_base = time_base
         try:
             for item in packets:
-                self._keep_dts_increasing(item, out)
+                if self._copied_dts.keep(item, out):
+                    self.note(
+                        f"stream #{out.index}: repeated or backward timestamps were moved forward by a tick, "
+                        f"as {self.kind.ext} requires"
+                    )
                 item.stream = out
                 if self._chunked is not None:
                     self._chunked.hold(item)  # until the chunks' video has caught up with it
@@ -316,37 +310,6 @@ class VideoMuxer:
             raise self._on_write_error(
                 error, f"copying a packet of stream #{out.index}", self.frames_written
             ) from None
-
-    def _keep_dts_increasing(self, packet: av.Packet, out: av.stream.Stream) -> None:
-        """Move a copied packet's dts up to one tick past the last one where the muxer needs it.
-
-        MPEG-TS (and HLS, RTSP) refuse a dts equal to or below the one before; Matroska's 1 ms
-        clock gives such repeats to codecs with short frames (TrueHD: 0.83 ms). FFmpeg's command
-        line moves them forward by a tick (a pts below the new dts with them); so does this, in
-        the output's time base, and says so once. The bytes stay as they are.
-        """
-        if packet.dts is None:
-            return
-        source, target = Fraction(packet.time_base), Fraction(out.time_base)
-        dts = _rescale(packet.dts, source, target)
-        last = self._last_dts.get(out.index)
-        floor = None if last is None else last + (1 if self._strict_dts else 0)
-        if floor is not None and dts < floor:
-            pts = None if packet.pts is None else _rescale(packet.pts, source, target)
-            duration = _rescale(packet.duration, source, target) if packet.duration else 0
-            packet.time_base = target  # (sets the unit only: the values below are in it)
-            packet.dts = floor
-            if pts is not None:
-                packet.pts = max(pts, floor) if pts >= dts else pts
-            packet.duration = duration
-            if out.index not in self._dts_moved:
-                self._dts_moved.add(out.index)
-                self.note(
-                    f"stream #{out.index}: repeated or backward timestamps were moved forward by a tick, "
-                    f"as {self.kind.ext} requires"
-                )
-            dts = floor
-        self._last_dts[out.index] = dts
 
     def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
         """``packets`` from the encoder, each given its frame's duration (in the packet's time base)."""

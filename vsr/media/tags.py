@@ -17,6 +17,8 @@ import av
 import av.container
 import av.stream
 
+from vsr.media.containers import OutputContainerKind
+
 __all__ = [
     "STREAM_TAGS",
     "Chapter",
@@ -118,17 +120,18 @@ def write_file_tags(
     container: av.container.OutputContainer,
     video: av.stream.Stream,
     tags: FileTags,
-    *,
-    chapters: bool,
-) -> None:
-    """Give an output ``container`` (before its header) and its ``video`` stream ``tags``;
-    the chapters only if ``chapters`` (the container can store them)."""
+    kind: OutputContainerKind,
+) -> str | None:
+    """Give an output ``container`` of ``kind`` (before its header) and its ``video`` stream
+    ``tags``; the note that says the chapters are dropped when ``kind`` cannot store them."""
     for key, value in tags.metadata:
         container.metadata[key] = value
     for key, value in tags.video:
         video.metadata[key] = value
-    if not chapters or not tags.chapters:
-        return
+    if not tags.chapters:
+        return None
+    if not kind.chapters:
+        return f"{kind.ext} cannot store chapters; the input's {len(tags.chapters)} are not copied"
     container.set_chapters(
         [
             {
@@ -141,6 +144,7 @@ def write_file_tags(
             for number, chapter in enumerate(tags.chapters, start=1)
         ]
     )
+    return None
 
 
 def without_chapters(tags: FileTags) -> FileTags:

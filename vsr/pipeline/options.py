@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 from vsr.errors import ConfigError
 
-__all__ = ["DEFAULT_TEMPORAL_STRENGTH", "UpscaleOptions", "load_options", "parse_size", "read_toml"]
+__all__ = [
+    "DEFAULT_TEMPORAL_STRENGTH",
+    "UpscaleOptions",
+    "load_options",
+    "parse_size",
+    "read_toml",
+    "unused_options",
+]
 
 # --temporal-strength's default: on vtest (x2, DIS "fine") it removes 32.6 % of compact-x2's
 # warping error for 0.035 dB Y-PSNR and 30.6 % of gan-x2's for 0.018 dB; 0.7 costs twice the PSNR
@@ -204,6 +211,18 @@ def _check_live(o: UpscaleOptions) -> None:
         raise ConfigError(f"--reconnect-interval must be 0..30 seconds, got {o.reconnect_interval}")
     if o.segment is not None and o.segment <= 0:
         raise ConfigError(f"--segment must be a positive duration, got {o.segment}")
+
+
+def unused_options(options: UpscaleOptions) -> list[str]:
+    """Notes for options given without the one they refine (a preset may set them for later)."""
+    notes = []
+    if options.tile_overlap is not None and not options.tile:
+        notes.append("--tile-overlap is unused without --tile")
+    if options.temporal_strength != DEFAULT_TEMPORAL_STRENGTH and options.temporal != "on":
+        notes.append("--temporal-strength is unused without --temporal on")
+    if options.denoise_temporal != "on" and options.denoise_level is None:
+        notes.append("--denoise-temporal is unused without --denoise")
+    return notes
 
 
 def parse_size(text: str) -> tuple[int, int]:

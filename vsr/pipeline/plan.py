@@ -33,22 +33,19 @@ from vsr.media import (
     VideoInfo,
     VideoOutputSpec,
     choose_output_pix_fmt,
-    container_for,
     pixel_layout,
     spec_for_input,
 )
-from vsr.media.containers import check_output_path, partial_path
 from vsr.models import LoadedModel, load_model
 from vsr.models.builtin import default_builtin
 from vsr.models.descriptor import ModelDescriptor, Precision
 from vsr.pipeline.denoise_pass import check_denoiser, denoiser_to_load
-from vsr.pipeline.options import DEFAULT_TEMPORAL_STRENGTH, UpscaleOptions
+from vsr.pipeline.options import UpscaleOptions, unused_options
 from vsr.pipeline.restore import RestoreConfig, RestoreStage
 from vsr.pipeline.temporal import flow_for
 
 __all__ = [
     "RunPlan",
-    "check_paths",
     "choose_backend",
     "make_plan",
     "output_size",
@@ -392,37 +389,3 @@ def _load_denoiser(options: UpscaleOptions) -> LoadedModel | None:
     model = load_model(denoiser_to_load(options.denoiser))
     check_denoiser(model)
     return model
-
-
-def unused_options(options: UpscaleOptions) -> list[str]:
-    """Notes for options given without the one they refine (a preset may set them for later)."""
-    notes = []
-    if options.tile_overlap is not None and not options.tile:
-        notes.append("--tile-overlap is unused without --tile")
-    if options.temporal_strength != DEFAULT_TEMPORAL_STRENGTH and options.temporal != "on":
-        notes.append("--temporal-strength is unused without --temporal on")
-    if options.denoise_temporal != "on" and options.denoise_level is None:
-        notes.append("--denoise-temporal is unused without --denoise")
-    return notes
-
-
-def check_paths(input_path: str | Path, output_path: str | Path, *, overwrite: bool) -> None:
-    """Checks that need no decoding, made before anything is printed or opened.
-
-    The output's container must be one vsr writes, its folder writable, and it must be neither
-    the input nor (without ``overwrite``) an existing file. Nor may the name it is written under
-    until complete (``out.partial.mp4``) hold what an earlier, stopped run kept.
-    """
-    src, dst = Path(input_path), Path(output_path)
-    kind = container_for(dst)
-    if src.exists() and dst.exists() and src.resolve() == dst.resolve():
-        raise ConfigError(f"output {dst} is the input file; choose another output path")
-    if dst.exists() and not overwrite:
-        raise ConfigError(f"output {dst} exists; pass --overwrite to replace it")
-    kept = partial_path(dst)
-    if not kind.playlist and kept.exists() and not overwrite:
-        raise ConfigError(
-            f"{kept} exists: what an earlier run kept when it stopped; move it away, or pass --overwrite "
-            "to replace it"
-        )
-    check_output_path(dst, [src])

@@ -32,7 +32,8 @@ from vsr.media.segments import SegmentSink
 from vsr.models import LoadedModel
 from vsr.pipeline.live import LiveControl, Pacer, discontinuity, live_report, open_source
 from vsr.pipeline.options import UpscaleOptions
-from vsr.pipeline.plan import RunPlan, check_paths, make_plan
+from vsr.pipeline.output_paths import check_paths
+from vsr.pipeline.plan import RunPlan, make_plan
 from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.restore import RestoreStage
 from vsr.pipeline.stats import LiveReport, RunSummary, StageClock

@@ -40,7 +40,8 @@ from vsr.errors import Cancelled, VsrError
 from vsr.media import FileSink, Frame
 from vsr.media.live_input import redact
 from vsr.media.segments import SegmentSink
-from vsr.pipeline.plan import check_paths, resolve_model
+from vsr.pipeline.output_paths import check_paths
+from vsr.pipeline.plan import resolve_model
 from vsr.pipeline.queues import POLL_S, get_while, put_while
 from vsr.pipeline.runner import yield_cpu_to_the_model
 from vsr.pipeline.watch_config import WatchConfig
